@@ -1,0 +1,49 @@
+"""Conversation scope for Flask: state that belongs to one task in one
+browser tab, not to the whole session.
+"""
+
+from __future__ import annotations
+
+from .conversation import Conversation as Conversation
+from .decorators import begin_conversation as begin_conversation
+from .decorators import conversation_required as conversation_required
+from .decorators import end_conversation as end_conversation
+from .errors import BusyConversation as BusyConversation
+from .errors import ContextNotActive as ContextNotActive
+from .errors import ConversationError as ConversationError
+from .errors import ConversationIdInUse as ConversationIdInUse
+from .errors import ConversationStateError as ConversationStateError
+from .errors import ConversationStoreError as ConversationStoreError
+from .errors import NoConversation as NoConversation
+from .errors import NonexistentConversation as NonexistentConversation
+from .extension import ConversationScope as ConversationScope
+from .lifecycle import conversation_proxy as conversation
+from .propagation import conversation_field as conversation_field
+from .propagation import url_for_cid as url_for_cid
+from .signals import conversation_begun as conversation_begun
+from .signals import conversation_destroyed as conversation_destroyed
+from .signals import conversation_ended as conversation_ended
+from .stores.base import ConversationInfo as ConversationInfo
+
+__all__ = [
+    "BusyConversation",
+    "ContextNotActive",
+    "Conversation",
+    "ConversationError",
+    "ConversationIdInUse",
+    "ConversationInfo",
+    "ConversationScope",
+    "ConversationStateError",
+    "ConversationStoreError",
+    "NoConversation",
+    "NonexistentConversation",
+    "begin_conversation",
+    "conversation",
+    "conversation_begun",
+    "conversation_destroyed",
+    "conversation_ended",
+    "conversation_field",
+    "conversation_required",
+    "end_conversation",
+    "url_for_cid",
+]

@@ -1,0 +1,8 @@
+"""The ``flask conversation`` commands."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+conversation_cli = AppGroup("conversation", help="Inspect and maintain stored conversations.")

@@ -1,0 +1,152 @@
+"""View decorators that demarcate conversations. Each works on sync and
+async views.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing as t
+
+from flask import redirect
+from flask import url_for
+
+from .conversation import Timeout
+from .errors import NoConversation
+from .lifecycle import current_conversation
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+def _wrap(
+    view: F,
+    before: t.Callable[[dict[str, t.Any]], t.Any] | None = None,
+    after: t.Callable[[], None] | None = None,
+) -> F:
+    # ``before`` may return a response that replaces the view's.
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            if before is not None:
+                early = before(kwargs)
+                if early is not None:
+                    return early
+            rv = await view(*args, **kwargs)
+            if after is not None:
+                after()
+            return rv
+
+        return t.cast(F, async_wrapper)
+
+    @functools.wraps(view)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        if before is not None:
+            early = before(kwargs)
+            if early is not None:
+                return early
+        rv = view(*args, **kwargs)
+        if after is not None:
+            after()
+        return rv
+
+    return t.cast(F, wrapper)
+
+
+def begin_conversation(
+    join: bool = False,
+    nested: bool = False,
+    id: str | t.Callable[..., str] | None = None,
+    description: str | None = None,
+    timeout: Timeout | None = None,
+) -> t.Callable[[F], F]:
+    """Begin a long-running conversation before the view runs, so that the
+    view already sees it. The arguments are those of
+    :meth:`~flask_conversation.Conversation.begin`.
+
+    .. code-block:: python
+
+        @app.post("/hotels/<int:hotel_id>/book")
+        @begin_conversation(id=lambda hotel_id: f"booking-{hotel_id}", join=True)
+        def book(hotel_id):
+            ...
+
+    :param join: see :meth:`~flask_conversation.Conversation.begin`.
+    :param nested: see :meth:`~flask_conversation.Conversation.begin`.
+    :param id: a natural id, or a callable receiving the view's keyword
+        arguments and returning one.
+    :param description: see :meth:`~flask_conversation.Conversation.begin`.
+    :param timeout: see :meth:`~flask_conversation.Conversation.begin`.
+    """
+
+    def before(kwargs: dict[str, t.Any]) -> None:
+        cid = id(**kwargs) if callable(id) else id
+        current_conversation().begin(
+            join=join, nested=nested, id=cid, description=description, timeout=timeout
+        )
+
+    def decorator(view: F) -> F:
+        return _wrap(view, before=before)
+
+    return decorator
+
+
+def end_conversation(root: bool = False, before_redirect: bool = False) -> t.Callable[[F], F]:
+    """End the long-running conversation after the view returns normally
+    (not if it raises). A no-op when no long-running conversation is active,
+    so a repeated submit without a cid is harmless; a request that still
+    names an ended cid is answered like any unknown cid.
+
+    :param root: end the whole stack.
+    :param before_redirect: destroy it at the end of this request and take
+        its cid out of the redirect the view returned.
+    """
+
+    def before(kwargs: dict[str, t.Any]) -> None:
+        current_conversation()  # an unknown cid is reported before the view
+
+    def after() -> None:
+        conv = current_conversation()
+        if conv.long_running:
+            conv.end(root=root, before_redirect=before_redirect)
+
+    def decorator(view: F) -> F:
+        return _wrap(view, before=before, after=after)
+
+    return decorator
+
+
+@t.overload
+def conversation_required(view: F) -> F: ...
+
+
+@t.overload
+def conversation_required(
+    view: None = None, *, redirect_to: str | None = None
+) -> t.Callable[[F], F]: ...
+
+
+def conversation_required(
+    view: F | None = None, *, redirect_to: str | None = None
+) -> F | t.Callable[[F], F]:
+    """Require a long-running conversation: without one, raise
+    :exc:`~flask_conversation.NoConversation` (400), or redirect to the
+    endpoint ``redirect_to``. Use it bare or with arguments.
+
+    :param view: the view, when used without arguments.
+    :param redirect_to: an endpoint to redirect to instead of the error.
+    """
+
+    def before(kwargs: dict[str, t.Any]) -> t.Any:
+        if current_conversation().long_running:
+            return None
+        if redirect_to is not None:
+            return redirect(url_for(redirect_to))
+        raise NoConversation()
+
+    def decorator(view: F) -> F:
+        return _wrap(view, before=before)
+
+    if view is not None:
+        return decorator(view)
+    return decorator

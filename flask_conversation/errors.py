@@ -1,0 +1,116 @@
+"""The exceptions raised by Flask-Conversation.
+
+Every error derives from :class:`ConversationError`. The ones a client can
+cause (an unknown cid, a busy conversation, a missing conversation, a store
+outage) are also :class:`~werkzeug.exceptions.HTTPException` subclasses, so an
+application that registers no handler answers with a clean error page instead
+of a 500.
+"""
+
+from __future__ import annotations
+
+from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import ServiceUnavailable
+
+
+class ConversationError(Exception):
+    """Base class of every error raised by Flask-Conversation."""
+
+
+class ConversationStateError(ConversationError):
+    """A lifecycle method was called in a state that does not allow it:
+    :meth:`~flask_conversation.Conversation.begin` while a long-running
+    conversation is active (without ``join`` or ``nested``), or
+    :meth:`~flask_conversation.Conversation.end` while the conversation is
+    temporary.
+    """
+
+
+class ConversationIdInUse(ConversationError):
+    """``begin(id=...)`` named a conversation that is already live in this
+    namespace, and ``join`` was not given.
+
+    :param cid: the conversation id that is taken.
+    """
+
+    def __init__(self, cid: str) -> None:
+        super().__init__(
+            f"The conversation id {cid!r} is already in use; pass join=True to"
+            " switch to it."
+        )
+        self.cid = cid
+
+
+class ContextNotActive(ConversationError, RuntimeError):
+    """The conversation was used outside of a request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Working outside of a request: the conversation scope is only"
+            " active while a request is handled."
+        )
+
+
+class NonexistentConversation(ConversationError, NotFound):
+    """The request named a cid that is not a live conversation of its
+    namespace: it never existed, it ended, it expired or was evicted, it is
+    malformed, or it belongs to somebody else. Answers with 404.
+
+    :param cid: the cid that the request named.
+    """
+
+    description = (
+        "The conversation this page belongs to has ended or expired. Please"
+        " start again."
+    )
+
+    def __init__(self, cid: str | None = None) -> None:
+        super().__init__()
+        self.cid = cid
+
+
+class BusyConversation(ConversationError, ServiceUnavailable):
+    """Another request held the conversation's stack for longer than
+    ``CONVERSATION_LOCK_TIMEOUT``. Answers with 503 and ``Retry-After``.
+
+    :param retry_after: seconds the client should wait before retrying.
+    """
+
+    description = (
+        "This conversation is busy with another request. Please try again in"
+        " a moment."
+    )
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(retry_after=retry_after)
+
+
+class NoConversation(ConversationError, BadRequest):
+    """A view that requires a long-running conversation was requested
+    without one. Answers with 400.
+    """
+
+    description = "This page can only be used within a conversation."
+
+
+class ConversationStoreError(ConversationError, ServiceUnavailable):
+    """The conversation store failed or could not be reached. Nothing was
+    written. Answers with 503 and ``Retry-After``.
+
+    :param message: what went wrong, for the logs.
+    :param retry_after: seconds the client should wait before retrying.
+    """
+
+    description = (
+        "The conversation store is unavailable. Please try again in a moment."
+    )
+
+    def __init__(self, message: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(retry_after=retry_after)
+        self.message = message
+
+    def __str__(self) -> str:
+        if self.message:
+            return f"{self.code} {self.name}: {self.message}"
+        return super().__str__()

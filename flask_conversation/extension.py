@@ -1,0 +1,186 @@
+"""The extension: configuration, the request hooks and the template
+helpers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+from datetime import timedelta
+
+from flask import Flask
+from flask import current_app
+from flask.signals import got_request_exception
+from werkzeug.local import LocalProxy
+
+from .lifecycle import commit_conversation
+from .lifecycle import conversation_proxy
+from .lifecycle import get_state
+from .lifecycle import mark_failed
+from .lifecycle import release_conversation
+from .propagation import auto_propagate
+from .propagation import conversation_field
+from .propagation import current_cid
+from .propagation import url_for_cid
+from .stores.base import ConversationInfo
+from .stores.base import ConversationStore
+from .stores.memory import MemoryStore
+from .stores.session import SessionStore
+
+#: Every configuration key with its default.
+DEFAULTS: dict[str, t.Any] = {
+    "CONVERSATION_STORE": "session",
+    "CONVERSATION_REDIS": None,
+    "CONVERSATION_PARAM": "cid",
+    "CONVERSATION_HEADER": "X-Conversation-Id",
+    "CONVERSATION_TIMEOUT": timedelta(minutes=30),
+    "CONVERSATION_MAX_COUNT": 32,
+    "CONVERSATION_MAX_DEPTH": 16,
+    "CONVERSATION_MAX_SIZE": 1024 * 1024,
+    "CONVERSATION_LOCK_TIMEOUT": 5,
+    "CONVERSATION_INITIAL_STATE": {},
+    "CONVERSATION_EXCLUDE": (),
+    "CONVERSATION_AUTO_PROPAGATE": False,
+    "CONVERSATION_MISSING_REDIRECT": None,
+    "CONVERSATION_MISSING_FLASH_MESSAGE": (
+        "That conversation has ended or expired. Please start again."
+    ),
+    "CONVERSATION_MISSING_FLASH_CATEGORY": "warning",
+}
+
+
+@dataclasses.dataclass
+class _AppState:
+    """What one application keeps in ``app.extensions["conversation"]``."""
+
+    scope: ConversationScope
+    store: ConversationStore
+
+
+def store_from_config(config: t.Mapping[str, t.Any]) -> ConversationStore:
+    """Build the store named by ``CONVERSATION_STORE``: ``"session"``,
+    ``"memory"`` or ``"redis"`` (with ``CONVERSATION_REDIS``, else
+    ``SESSION_REDIS``: a Redis client or a ``redis://`` URL).
+
+    :param config: the application's config.
+    :raise ValueError: an unknown store, or Redis without a client.
+    """
+    name = config["CONVERSATION_STORE"]
+    if isinstance(name, ConversationStore):
+        return name
+    if name == "session":
+        return SessionStore()
+    if name == "memory":
+        return MemoryStore()
+    if name == "redis":
+        client = config.get("CONVERSATION_REDIS") or config.get("SESSION_REDIS")
+        if client is None:
+            raise ValueError(
+                'CONVERSATION_STORE = "redis" needs CONVERSATION_REDIS (a Redis'
+                " client or a redis:// URL), or Flask-Session's SESSION_REDIS."
+            )
+        from .stores.redis import RedisStore
+
+        if isinstance(client, str):
+            return RedisStore.from_url(client)
+        return RedisStore(client)
+    raise ValueError(
+        f"Unknown CONVERSATION_STORE {name!r}: use \"session\", \"memory\" or"
+        " \"redis\", or pass store= to ConversationScope."
+    )
+
+
+class ConversationScope:
+    """The Flask-Conversation extension.
+
+    .. code-block:: python
+
+        app = Flask(__name__)
+        scope = ConversationScope(app)
+
+    or, with an application factory, ``scope.init_app(app)``. The store is
+    ``store`` if given, else the one named by ``CONVERSATION_STORE``. One
+    instance may serve several applications; it never keeps a reference to
+    any of them.
+
+    :param app: the application to initialize now.
+    :param store: the store to keep conversations in.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, app: Flask | None = None, store: ConversationStore | None = None) -> None:
+        self._store = store
+        self._namespace_loader: t.Callable[[], str | None] | None = None
+        if app is not None:
+            self.init_app(app, store)
+
+    def init_app(self, app: Flask, store: ConversationStore | None = None) -> None:
+        """Register the extension on ``app``.
+
+        :param app: the application.
+        :param store: the store for this application; by default the one
+            given to the constructor, else ``CONVERSATION_STORE``.
+        :raise ValueError: the configured store cannot be built.
+        """
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        store = store or self._store or store_from_config(app.config)
+        app.extensions["conversation"] = _AppState(self, store)
+
+        app.url_defaults(auto_propagate)
+        app.after_request(commit_conversation)
+        app.teardown_request(release_conversation)
+        got_request_exception.connect(mark_failed, app)
+        app.context_processor(_template_context)
+        app.jinja_env.globals.update(
+            conversation=conversation_proxy,
+            url_for_cid=url_for_cid,
+            conversation_field=conversation_field,
+            conversations=conversations,
+        )
+
+    def namespace_loader(self, fn: t.Callable[[], str | None]) -> t.Callable[[], str | None]:
+        """Decorate a function that returns the namespace of the current
+        request, replacing the default per-session token, e.g. a chat id for
+        a bot webhook or the user id for an API.
+
+        :param fn: called without arguments during a request.
+        """
+        self._namespace_loader = fn
+        return fn
+
+    @staticmethod
+    def get_store(app: Flask | None = None) -> ConversationStore:
+        """The store of ``app`` (by default the current application).
+
+        :param app: the application.
+        """
+        app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+        state: _AppState = app.extensions["conversation"]
+        return state.store
+
+    def conversations(self) -> list[ConversationInfo]:
+        """The long-running conversations of the current namespace, most
+        recently used first. Also a Jinja global.
+        """
+        return conversations()
+
+    def end_all(self) -> None:
+        """End every conversation of the current namespace (e.g. on logout),
+        at the end of the request. Sends ``conversation_destroyed`` with
+        reason ``"cleared"`` for each.
+        """
+        get_state().end_all()
+
+
+def conversations() -> list[ConversationInfo]:
+    """The long-running conversations of the current namespace, most
+    recently used first.
+    """
+    return get_state().conversations()
+
+
+def _template_context() -> dict[str, t.Any]:
+    # Lazy: a template that never prints the cid resolves nothing.
+    return {"cid": LocalProxy(current_cid), "conversation": conversation_proxy}

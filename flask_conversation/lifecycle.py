@@ -1,0 +1,599 @@
+"""One request's conversation state: resolve it lazily, change it, commit
+it once, release it always.
+
+The :class:`RequestState` is created on first use of the conversation and
+kept on :data:`flask.g`. Everything a view changes is recorded on it; the
+``after_request`` hook turns that into one :class:`~.stores.base.CommitBatch`
+for the store, and ``teardown_request`` releases every lock, also after an
+error.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import re
+import secrets
+import typing as t
+from urllib.parse import parse_qsl
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
+
+from flask import abort
+from flask import current_app
+from flask import flash
+from flask import g
+from flask import has_request_context
+from flask import redirect
+from flask import request
+from flask import session
+from flask import url_for
+from werkzeug.local import LocalProxy
+from werkzeug.wrappers import Response
+
+from .conversation import Conversation
+from .conversation import to_seconds
+from .errors import BusyConversation
+from .errors import ContextNotActive
+from .errors import ConversationError
+from .errors import ConversationIdInUse
+from .errors import ConversationStateError
+from .errors import ConversationStoreError
+from .errors import NonexistentConversation
+from .propagation import read_cid
+from .serialization import dump_data
+from .signals import conversation_begun
+from .signals import conversation_destroyed
+from .signals import conversation_ended
+from .stores.base import CommitBatch
+from .stores.base import ConversationInfo
+from .stores.base import ConversationRecord
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from flask import Flask
+
+    from .extension import ConversationScope
+    from .stores.base import ConversationStore
+
+logger = logging.getLogger("flask_conversation")
+
+_STATE = "_flask_conversation"
+#: Session key of the default namespace token.
+NAMESPACE_KEY = "_conversation_ns"
+#: What a cid, generated or natural, may look like: safe in URLs and as a key.
+CID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The ``CONVERSATION_*`` configuration, read once per request that
+    uses the conversation, so that changes to ``app.config`` apply.
+    """
+
+    param: str
+    header: str
+    timeout: float
+    max_count: int
+    max_depth: int
+    max_size: int
+    lock_timeout: float
+    initial_state: t.Mapping[str, t.Any]
+    exclude: frozenset[str]
+    missing_redirect: str | None
+    missing_flash_message: str
+    missing_flash_category: str
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
+        """Read the settings from an application's config.
+
+        :param config: the ``app.config`` mapping.
+        """
+        return cls(
+            param=config["CONVERSATION_PARAM"],
+            header=config["CONVERSATION_HEADER"],
+            timeout=to_seconds(config["CONVERSATION_TIMEOUT"], "CONVERSATION_TIMEOUT"),
+            max_count=config["CONVERSATION_MAX_COUNT"],
+            max_depth=config["CONVERSATION_MAX_DEPTH"],
+            max_size=config["CONVERSATION_MAX_SIZE"],
+            lock_timeout=to_seconds(
+                config["CONVERSATION_LOCK_TIMEOUT"], "CONVERSATION_LOCK_TIMEOUT"
+            ),
+            initial_state=config["CONVERSATION_INITIAL_STATE"] or {},
+            exclude=frozenset(config["CONVERSATION_EXCLUDE"] or ()),
+            missing_redirect=config["CONVERSATION_MISSING_REDIRECT"],
+            missing_flash_message=config["CONVERSATION_MISSING_FLASH_MESSAGE"],
+            missing_flash_category=config["CONVERSATION_MISSING_FLASH_CATEGORY"],
+        )
+
+
+@dataclasses.dataclass
+class _Ended:
+    """A conversation ended in this request, kept to decide at commit
+    whether it survives one more request.
+    """
+
+    cid: str
+    conversation: Conversation
+    before_redirect: bool
+
+
+class RequestState:
+    """The conversation state of one request.
+
+    :param app: the application handling the request.
+    :param scope: the extension instance.
+    :param store: the application's store.
+    """
+
+    def __init__(self, app: Flask, scope: ConversationScope, store: ConversationStore) -> None:
+        self.app = app
+        self.scope = scope
+        self.store = store
+        self.settings = Settings.from_config(app.config)
+        self._namespace: str | None = None
+        #: long-running conversations this request works in, by id
+        self.active: dict[str, Conversation] = {}
+        #: held stack locks, ``root_id -> token``
+        self.locks: dict[str, str] = {}
+        #: ids to delete at commit (with their descendants), with the reason
+        self.deletes: dict[str, str | None] = {}
+        self.ended: list[_Ended] = []
+        #: the cid the request named that was not live, until first reported
+        self.missing: str | None = None
+        #: set by ``got_request_exception``: commit nothing
+        self.failed = False
+        self.current = self._resolve()
+
+    # -- resolving -------------------------------------------------------------
+
+    def initial_state(self) -> dict[str, t.Any]:
+        """A deep copy of ``CONVERSATION_INITIAL_STATE``."""
+        return copy.deepcopy(dict(self.settings.initial_state))
+
+    def _temporary(self, data: dict[str, t.Any] | None = None) -> Conversation:
+        return Conversation(
+            self,
+            self.initial_state() if data is None else data,
+            timeout=self.settings.timeout,
+        )
+
+    def namespace(self, create: bool = False) -> str | None:
+        """The namespace of this request, from ``namespace_loader`` or the
+        session token.
+
+        :param create: create the session token if there is none yet.
+        """
+        if self._namespace is None:
+            loader = self.scope._namespace_loader
+            if loader is not None:
+                ns = loader()
+                if ns is not None and not isinstance(ns, str):
+                    raise TypeError("namespace_loader must return a str or None.")
+                self._namespace = ns or None
+            else:
+                self._namespace = session.get(NAMESPACE_KEY)
+                if self._namespace is None and create:
+                    self._namespace = secrets.token_urlsafe(12)
+                    session[NAMESPACE_KEY] = self._namespace
+        if self._namespace is None and create:
+            raise ConversationError(
+                "namespace_loader returned no namespace: cannot begin a conversation."
+            )
+        return self._namespace
+
+    def _resolve(self) -> Conversation:
+        cid = read_cid(request, self.settings.param, self.settings.header)
+        if cid is None:
+            return self._temporary()
+        if CID_RE.fullmatch(cid) is None:
+            self.missing = cid
+            return self._temporary()
+        namespace = self.namespace()
+        if namespace is None:
+            self.missing = cid
+            return self._temporary()
+        acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+        if acquired is None:
+            self.missing = cid
+            return self._temporary()
+        self.locks[acquired.root_id] = acquired.token
+        record = acquired.chain[-1]
+        if record.ended:
+            # The one request an ended conversation survives after a redirect.
+            self.deletes[record.id] = None
+            return self._temporary(self.store.serializer.loads(record.data))
+        return self._adopt(acquired.chain)
+
+    def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
+        parent: Conversation | None = None
+        for record in chain:
+            conv = self.active.get(record.id)
+            if conv is None:
+                conv = Conversation(
+                    self,
+                    self.store.serializer.loads(record.data),
+                    timeout=record.timeout,
+                    id=record.id,
+                    parent=parent,
+                    description=record.description,
+                    created_at=record.created_at,
+                )
+                self.active[record.id] = conv
+            parent = conv
+        assert parent is not None
+        return parent
+
+    def report_missing(self) -> None:
+        """Raise, once, the error for a cid that named no live conversation:
+        :exc:`NonexistentConversation`, or a redirect with a flashed message
+        when ``CONVERSATION_MISSING_REDIRECT`` is set.
+        """
+        cid, self.missing = self.missing, None
+        if cid is None:
+            return
+        if self.settings.missing_redirect:
+            flash(self.settings.missing_flash_message, self.settings.missing_flash_category)
+            abort(redirect(url_for(self.settings.missing_redirect)))
+        raise NonexistentConversation(cid)
+
+    # -- changing --------------------------------------------------------------
+
+    def _find(self, cid: str) -> Conversation | None:
+        """The live conversation ``cid``, locking its stack if needed."""
+        if cid in self.active:
+            return self.active[cid]
+        namespace = self.namespace()
+        if namespace is None or cid in self.deletes:
+            return None
+        chain = self.store.load_chain(namespace, cid)
+        if chain is None or chain[-1].ended:
+            return None
+        if chain[0].id not in self.locks:
+            acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+            if acquired is None:
+                return None
+            self.locks[acquired.root_id] = acquired.token
+            chain = acquired.chain
+        return self._adopt(chain)
+
+    def begin(
+        self,
+        conv: Conversation,
+        *,
+        join: bool,
+        nested: bool,
+        id: str | None,
+        description: str | None,
+        timeout: float | None,
+    ) -> bool:
+        """See :meth:`Conversation.begin`."""
+        if id is not None and (not isinstance(id, str) or CID_RE.fullmatch(id) is None):
+            raise ValueError(
+                f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -"
+            )
+        if conv.long_running and not (join or nested):
+            raise ConversationStateError(
+                "A long-running conversation is already active; use join=True or"
+                " nested=True."
+            )
+        if id is not None:
+            existing = self._find(id)
+            if existing is not None:
+                if not join:
+                    raise ConversationIdInUse(id)
+                self.current = existing
+                return False
+        if conv.long_running and not nested:
+            return False
+
+        namespace = self.namespace(create=True)
+        assert namespace is not None
+        new_id = id or secrets.token_urlsafe(16)
+        if id is not None:
+            # Nobody else may create the same natural id while we do.
+            token = self.store.lock(namespace, id, self.settings.lock_timeout)
+            if token is None:
+                raise BusyConversation()
+            self.locks.setdefault(id, token)
+
+        if conv.long_running:
+            depth = conv.depth + 1
+            if depth > self.settings.max_depth:
+                raise ConversationError(
+                    f"Cannot nest deeper than CONVERSATION_MAX_DEPTH"
+                    f" ({self.settings.max_depth})."
+                )
+            if depth + 1 > self.settings.max_count:
+                raise ConversationError(
+                    "Cannot begin another conversation: this stack alone holds"
+                    f" CONVERSATION_MAX_COUNT ({self.settings.max_count})."
+                )
+            child = Conversation(
+                self,
+                {},
+                timeout=conv._timeout if timeout is None else timeout,
+                parent=conv,
+                description=description,
+            )
+            conv = child
+        else:
+            if timeout is not None:
+                conv._timeout = timeout
+            if description is not None:
+                conv._description = description
+            conv._parent = None
+        conv._id = new_id
+        conv._created_at = self.store.clock()
+        self.active[new_id] = conv
+        self.current = conv
+        conversation_begun.send(self.app, conversation=conv)
+        return True
+
+    def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
+        """See :meth:`Conversation.end`."""
+        if not conv.long_running:
+            raise ConversationStateError("The conversation is temporary: nothing to end.")
+        target = conv.root if root else conv
+        cid = t.cast(str, target.id)
+        conversation_ended.send(self.app, conversation=target)
+        in_subtree = target in self.current.stack
+        for other_id, other in list(self.active.items()):
+            if target in other.stack:
+                del self.active[other_id]
+                other._id = None
+        self.deletes[cid] = "ended"
+        survivor = target
+        if target.parent is not None:
+            if in_subtree:
+                self.current = target.parent
+        elif in_subtree:
+            if self.current is not target:
+                # Ending the whole stack from a child: the request goes on in a
+                # temporary conversation that still reads the stack's data.
+                survivor = self._temporary(dict(self.current))
+                survivor._timeout = target._timeout
+                survivor._description = target._description
+                survivor._created_at = target._created_at
+            self.current = survivor
+        self.ended.append(_Ended(cid, survivor, before_redirect))
+
+    def end_all(self) -> None:
+        """End every conversation of the namespace; applied at commit."""
+        namespace = self.namespace()
+        if namespace is None:
+            return
+        for record in self.store.list_namespace(namespace):
+            self.deletes[record.id] = None if record.ended else "cleared"
+        for cid, conv in self.active.items():
+            self.deletes[cid] = "cleared"
+            conv._id = None
+        self.active.clear()
+        if self.current.nested:
+            self.current = self._temporary(dict(self.current))
+
+    # -- reading ---------------------------------------------------------------
+
+    def cid_to_propagate(self) -> str | None:
+        """The current long-running conversation's id, or the id of a root
+        ended in this request that may survive a redirect; else ``None``.
+        """
+        if self.current.long_running:
+            return self.current.id
+        for ended in reversed(self.ended):
+            if ended.conversation is self.current and not ended.before_redirect:
+                return ended.cid
+        return None
+
+    def conversations(self) -> list[ConversationInfo]:
+        """The live long-running conversations of the namespace, most
+        recently used first, including this request's uncommitted changes.
+        """
+        namespace = self.namespace()
+        if namespace is None:
+            return []
+        now = self.store.clock()
+        infos = {
+            r.id: ConversationInfo.from_record(r)
+            for r in self.store.list_namespace(namespace)
+            if not r.ended and r.expires_at > now and r.id not in self.deletes
+        }
+        for cid, conv in self.active.items():
+            infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
+        return sorted(infos.values(), key=lambda i: i.last_access, reverse=True)
+
+    # -- committing ------------------------------------------------------------
+
+    def _record(
+        self, conv: Conversation, now: float, data: str | None = None
+    ) -> ConversationRecord:
+        cid = t.cast(str, conv.id)
+        root = conv.root
+        if data is None:
+            data = dump_data(self.store.serializer, conv._data, cid, self.settings.max_size)
+        return ConversationRecord(
+            id=cid,
+            namespace=t.cast(str, self._namespace),
+            parent_id=conv.parent.id if conv.parent is not None else None,
+            root_id=t.cast(str, root.id),
+            depth=conv.depth,
+            data=data,
+            description=conv._description,
+            timeout=conv._timeout,
+            created_at=conv._created_at or now,
+            last_access=now,
+        )
+
+    def commit(self, response: Response) -> None:
+        """Write this request's changes in one batch and release its locks,
+        then send the signals and set the response header.
+
+        :param response: the response about to be sent; a redirect's
+            ``Location`` decides whether an ended conversation survives.
+        """
+        now = self.store.clock()
+        batch = CommitBatch(
+            saves=[self._record(c, now) for c in self.active.values()],
+            deletes=dict(self.deletes),
+            unlock=self.locks,
+            max_count=self.settings.max_count,
+            keep_roots={t.cast(str, c.root.id) for c in self.active.values()},
+        )
+        survivor = self._redirect_rules(response, batch, now)
+        namespace = self._namespace
+        if namespace is not None and batch:
+            destroyed = self.store.commit(namespace, batch)
+        else:
+            destroyed = []
+        self.locks = {}
+        for cid, reason in destroyed:
+            conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
+        propagated = self.current.id if self.current.long_running else survivor
+        if propagated is not None:
+            response.headers[self.settings.header] = propagated
+
+    def _redirect_rules(
+        self, response: Response, batch: CommitBatch, now: float
+    ) -> str | None:
+        location = response.location if 300 <= response.status_code < 400 else None
+        if not location or not self.ended:
+            return None
+        parts = urlsplit(location)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        carried = {v for k, v in query if k == self.settings.param}
+        stripped = {e.cid for e in self.ended if e.before_redirect} & carried
+        if stripped:
+            query = [(k, v) for k, v in query if not (k == self.settings.param and v in stripped)]
+            response.location = urlunsplit(parts._replace(query=urlencode(query)))
+        survivor = None
+        for ended in self.ended:
+            if ended.before_redirect or ended.cid not in carried:
+                continue
+            data = dump_data(
+                self.store.serializer, dict(ended.conversation), ended.cid, self.settings.max_size
+            )
+            batch.saves.append(
+                ConversationRecord(
+                    id=ended.cid,
+                    namespace=t.cast(str, self._namespace),
+                    parent_id=None,
+                    root_id=ended.cid,
+                    depth=0,
+                    data=data,
+                    description=ended.conversation.description,
+                    timeout=ended.conversation._timeout,
+                    created_at=ended.conversation._created_at or now,
+                    last_access=now,
+                    ended=True,
+                )
+            )
+            survivor = ended.cid
+        return survivor
+
+    def release(self) -> None:
+        """Release every lock still held: the request failed or never
+        committed. Never raises.
+        """
+        locks, self.locks = self.locks, {}
+        namespace = self._namespace
+        if namespace is None:
+            return
+        for root_id, token in locks.items():
+            try:
+                self.store.unlock(namespace, root_id, token)
+            except Exception:  # noqa: BLE001
+                # The lease expires the lock; the response is already sent.
+                logger.exception("Could not release the lock of stack %r.", root_id)
+
+
+# -- access from anywhere in the request --------------------------------------
+
+
+def get_state() -> RequestState:
+    """The current request's :class:`RequestState`, created on first use.
+
+    :raise ContextNotActive: outside of a request.
+    """
+    if not has_request_context():
+        raise ContextNotActive()
+    state: RequestState | None = g.get(_STATE)
+    if state is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        try:
+            ext = app.extensions["conversation"]
+        except KeyError:
+            raise RuntimeError(
+                "ConversationScope is not initialized on this application:"
+                " call ConversationScope(app) or scope.init_app(app)."
+            ) from None
+        state = RequestState(app, ext.scope, ext.store)
+        setattr(g, _STATE, state)
+    return state
+
+
+def peek_state() -> RequestState | None:
+    """The current request's state if the conversation was used, else
+    ``None``; never resolves it.
+    """
+    return g.get(_STATE) if has_request_context() else None
+
+
+def current_conversation() -> Conversation:
+    """The current conversation; the first use after a request named an
+    unknown cid raises the error for it.
+
+    :raise ContextNotActive: outside of a request.
+    :raise NonexistentConversation: the request named an unknown cid.
+    """
+    state = get_state()
+    if state.missing is not None:
+        state.report_missing()
+    return state.current
+
+
+#: The proxy behind :data:`flask_conversation.conversation`.
+conversation_proxy: Conversation = t.cast(Conversation, LocalProxy(current_conversation))
+
+
+# -- the hooks -----------------------------------------------------------------
+
+
+def commit_conversation(response: Response) -> Response:
+    """``after_request``: commit the request's changes, unless the request
+    failed with an unhandled exception.
+
+    :param response: the response.
+    """
+    state = peek_state()
+    if state is None or state.failed:
+        return response
+    try:
+        state.commit(response)
+    except ConversationStoreError as e:
+        # Raised here, Flask would turn any error into a 500: answer 503.
+        app = state.app
+        return app.make_response(app.handle_user_exception(e))  # type: ignore[return-value]
+    return response
+
+
+def mark_failed(sender: Flask, exception: BaseException, **extra: t.Any) -> None:
+    """``got_request_exception``: nothing of this request is committed.
+
+    :param sender: the application.
+    :param exception: the unhandled exception.
+    """
+    state = peek_state()
+    if state is not None:
+        state.failed = True
+
+
+def release_conversation(exc: BaseException | None) -> None:
+    """``teardown_request``: always release the request's locks.
+
+    :param exc: the unhandled exception, if any.
+    """
+    state = g.pop(_STATE, None)
+    if state is not None:
+        state.release()

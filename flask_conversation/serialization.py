@@ -1,0 +1,108 @@
+"""How conversation data becomes text for a store, and back.
+
+The default :class:`ConversationSerializer` is strict JSON plus the tags of
+Flask's session serializer (``tuple``, ``bytes``, ``Markup``, ``UUID``,
+``datetime``). Nothing is ever pickled: a value that would not come back as
+it went in is refused with an error that names its key.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from flask.json.tag import JSONTag
+from flask.json.tag import TaggedJSONSerializer
+
+from .errors import ConversationError
+
+
+class Serializer(t.Protocol):
+    """What a store needs from a serializer: text out, equal value back."""
+
+    def dumps(self, value: t.Any) -> str: ...  # pragma: no cover
+
+    def loads(self, value: str) -> t.Any: ...  # pragma: no cover
+
+
+class _RejectNonStringKeys(JSONTag):
+    # JSON would silently turn ``{1: "a"}`` into ``{"1": "a"}``: refuse it so
+    # that what is read back is what was stored.
+    __slots__ = ()
+
+    def check(self, value: t.Any) -> bool:
+        return isinstance(value, dict) and any(not isinstance(k, str) for k in value)
+
+    def to_json(self, value: t.Any) -> t.Any:
+        bad = next(k for k in value if not isinstance(k, str))
+        raise TypeError(f"dict keys must be str, not {type(bad).__name__} ({bad!r})")
+
+
+class ConversationSerializer(TaggedJSONSerializer):
+    """Flask's tagged JSON, made strict: no ``default`` hook (a dataclass or
+    a set is an error, not a silent conversion), no ``NaN``, only ``str`` keys.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register(_RejectNonStringKeys, index=0)
+
+    def dumps(self, value: t.Any) -> str:
+        """Serialize ``value`` to compact JSON text.
+
+        :param value: the data to serialize.
+        :raise TypeError: a value of a type JSON does not carry.
+        :raise ValueError: ``NaN`` or infinity.
+        """
+        return json.dumps(
+            self.tag(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+
+    def loads(self, value: str) -> t.Any:
+        """Load data serialized by :meth:`dumps`.
+
+        :param value: the JSON text.
+        """
+        return self._untag_scan(json.loads(value))
+
+
+def dump_data(
+    serializer: Serializer, data: dict[str, t.Any], cid: str | None, max_size: int
+) -> str:
+    """Serialize one conversation's own data, naming the key at fault when a
+    value cannot be stored or the result is larger than ``max_size`` bytes.
+
+    :param serializer: the store's serializer.
+    :param data: the conversation's own keys and values.
+    :param cid: the conversation id, for the message.
+    :param max_size: the largest accepted size in bytes of the result.
+    :raise ConversationError: naming the key that cannot be stored.
+    """
+    try:
+        text = serializer.dumps(data)
+    except (TypeError, ValueError, OverflowError) as e:
+        for key, value in data.items():
+            try:
+                serializer.dumps({key: value})
+            except (TypeError, ValueError, OverflowError) as key_error:
+                raise ConversationError(
+                    f"The value of {key!r} in conversation {cid!r} cannot be"
+                    f" stored: {key_error}. Store JSON data (str, int, float,"
+                    " bool, None, list, dict with str keys)."
+                ) from key_error
+        raise ConversationError(
+            f"The data of conversation {cid!r} cannot be stored: {e}"
+        ) from e
+
+    size = len(text.encode())
+    if size > max_size:
+        largest = max(data, key=lambda k: len(serializer.dumps({k: data[k]})))
+        raise ConversationError(
+            f"Conversation {cid!r} holds {size} bytes, more than"
+            f" CONVERSATION_MAX_SIZE ({max_size}); its largest key is {largest!r}."
+        )
+    return text

@@ -1,0 +1,18 @@
+"""Where conversations are kept between requests."""
+
+from __future__ import annotations
+
+from .base import ConversationInfo as ConversationInfo
+from .base import ConversationRecord as ConversationRecord
+from .base import ConversationStore as ConversationStore
+from .memory import MemoryStore as MemoryStore
+from .session import SessionStore as SessionStore
+
+
+def __getattr__(name: str) -> object:
+    # RedisStore needs the optional ``redis`` package: import it on demand.
+    if name == "RedisStore":
+        from .redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(name)

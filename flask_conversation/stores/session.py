@@ -1,0 +1,154 @@
+"""The default store: conversations inside :data:`flask.session`."""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import current_app
+from flask import session
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.http import dump_cookie
+
+from ..errors import ConversationError
+from .base import CommitBatch
+from .base import ConversationRecord
+from .base import ConversationStore
+from .base import Destroyed
+from .base import LocalLocks
+from .base import plan_commit
+
+#: The session key holding ``{namespace: {cid: record}}``.
+SESSION_KEY = "_conversations"
+
+
+class SessionStore(ConversationStore):
+    """Keeps every conversation of a user inside that user's
+    :data:`flask.session`, so it works unchanged with Flask's signed cookie
+    and with every Flask-Session backend. Zero setup.
+
+    Two limits follow from the session itself:
+
+    -   The session is read once per request and written whole at its end,
+        so two requests of one browser that run at the same time (two tabs
+        submitting together) overwrite each other's session: the last
+        writer wins. The stack lock serializes requests only within one
+        process. Use :class:`~flask_conversation.stores.MemoryStore` or
+        :class:`~flask_conversation.stores.RedisStore` where tabs work at
+        the same time.
+    -   With the cookie session, everything must fit in one cookie
+        (``MAX_COOKIE_SIZE``). A commit that would not fit fails with a
+        :exc:`~flask_conversation.ConversationError` and the previous state
+        is kept.
+
+    Expired records are removed, and reported, the next time the user's
+    session commits a change. The store cannot list other users' sessions,
+    so the CLI cannot list or purge it.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._locks = LocalLocks()
+
+    @staticmethod
+    def _stored(namespace: str) -> dict[str, t.Any]:
+        all_ns: dict[str, t.Any] = session.get(SESSION_KEY) or {}
+        return all_ns.get(namespace) or {}
+
+    def load(self, namespace: str, cid: str) -> ConversationRecord | None:
+        d = self._stored(namespace).get(cid)
+        return None if d is None else ConversationRecord.from_dict(namespace, cid, d)
+
+    def list_namespace(self, namespace: str) -> list[ConversationRecord]:
+        return [
+            ConversationRecord.from_dict(namespace, cid, d)
+            for cid, d in self._stored(namespace).items()
+        ]
+
+    def save(self, record: ConversationRecord) -> None:
+        self._write(record.namespace, {**self._stored(record.namespace), record.id: record.to_dict()})
+
+    def delete(self, namespace: str, cid: str) -> None:
+        stored = dict(self._stored(namespace))
+        if stored.pop(cid, None) is not None:
+            self._write(namespace, stored)
+
+    def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
+        return self._locks.acquire(namespace, root_id, timeout)
+
+    def unlock(self, namespace: str, root_id: str, token: str) -> None:
+        self._locks.release(namespace, root_id, token)
+
+    def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
+        # One new mapping, checked against the cookie limit, then assigned:
+        # the session is either fully updated or left as it was.
+        try:
+            if not (batch.saves or batch.deletes):
+                return []
+            stored = self._stored(namespace)
+            plan = plan_commit(
+                self.list_namespace(namespace), batch, self.clock()
+            )
+            new = {cid: d for cid, d in stored.items() if cid not in plan.delete}
+            for record in plan.save:
+                new[record.id] = record.to_dict()
+            self._write(namespace, new, check_size=True)
+            return plan.destroyed
+        finally:
+            for root_id, token in batch.unlock.items():
+                self.unlock(namespace, root_id, token)
+
+    def _write(
+        self, namespace: str, records: dict[str, t.Any], check_size: bool = False
+    ) -> None:
+        all_ns = dict(session.get(SESSION_KEY) or {})
+        if records:
+            all_ns[namespace] = records
+        else:
+            all_ns.pop(namespace, None)
+        if check_size:
+            _check_cookie_size({**session, SESSION_KEY: all_ns})
+        if all_ns:
+            session[SESSION_KEY] = all_ns
+        elif SESSION_KEY in session:
+            del session[SESSION_KEY]
+
+
+def _check_cookie_size(candidate: dict[str, t.Any]) -> None:
+    """Refuse a session that Flask's cookie session could not deliver: a
+    browser drops a cookie over its limit without a word, which would lose
+    every conversation of the user.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    interface = app.session_interface
+    if not isinstance(interface, SecureCookieSessionInterface):
+        return
+    limit = app.config["MAX_COOKIE_SIZE"]
+    if not limit:
+        return
+    serializer = interface.get_signing_serializer(app)
+    if serializer is None:
+        return
+    value = serializer.dumps(candidate)
+    size = len(
+        dump_cookie(
+            interface.get_cookie_name(app),
+            value,
+            expires=interface.get_expiration_time(app, session),
+            path=interface.get_cookie_path(app),
+            domain=interface.get_cookie_domain(app),
+            secure=interface.get_cookie_secure(app),
+            httponly=interface.get_cookie_httponly(app),
+            samesite=interface.get_cookie_samesite(app),
+            partitioned=interface.get_cookie_partitioned(app),
+            max_size=0,
+        )
+    )
+    if size > limit:
+        raise ConversationError(
+            f"The conversations no longer fit in the session cookie ({size} bytes,"
+            f" the limit MAX_COOKIE_SIZE is {limit}); nothing was saved. Keep"
+            " conversations on the server: set CONVERSATION_STORE = \"redis\" (or"
+            " \"memory\" for a single process), or use a server-side session."
+        )
