@@ -1,0 +1,94 @@
+"""Shared fixtures: an application factory run against every store, a
+controllable clock, and tabs that share one browser's cookie jar.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from flask import Flask
+
+from flask_conversation import ConversationScope
+from flask_conversation.stores import ConversationStore
+from flask_conversation.stores import MemoryStore
+from flask_conversation.stores import SessionStore
+from flask_conversation.testing import ConversationClient
+
+#: Every way conversations can be kept. Each names a builder below.
+STORES = ["cookie", "cachelib", "memory"]
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def _cookie(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> ConversationStore:
+    return SessionStore(clock=clock)
+
+
+def _cachelib(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> ConversationStore:
+    from cachelib.file import FileSystemCache
+    from flask_session import Session
+
+    tmp_path = request.getfixturevalue("tmp_path")
+    app.config["SESSION_TYPE"] = "cachelib"
+    app.config["SESSION_CACHELIB"] = FileSystemCache(str(tmp_path / "sessions"))
+    Session(app)
+    return SessionStore(clock=clock)
+
+
+def _memory(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> ConversationStore:
+    return MemoryStore(clock=clock)
+
+
+def _redis(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> ConversationStore:
+    from flask_conversation.stores import RedisStore
+
+    client = request.getfixturevalue("redis_client")
+    return RedisStore(client, prefix=f"test{id(app)}:", clock=clock)  # type: ignore[no-any-return]
+
+
+BUILDERS: dict[str, t.Callable[[Flask, FakeClock, pytest.FixtureRequest], ConversationStore]] = {
+    "cookie": _cookie,
+    "cachelib": _cachelib,
+    "memory": _memory,
+    "redis": _redis,
+}
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def app(store_kind: str, clock: FakeClock, request: pytest.FixtureRequest) -> Flask:
+    """A bare application with the extension, once per store. Tests add
+    their views to it.
+    """
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", TESTING=True)
+    store = BUILDERS[store_kind](app, clock, request)
+    ConversationScope(app, store=store)
+    app.test_client_class = ConversationClient
+    return app
+
+
+@pytest.fixture
+def client(app: Flask) -> ConversationClient:
+    return t.cast(ConversationClient, app.test_client())
