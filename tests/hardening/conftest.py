@@ -10,11 +10,16 @@ from tests.hardening.instrumented import CountingStore
 
 
 @pytest.fixture
-def counting_app(app: Flask, request: pytest.FixtureRequest) -> Flask:
+def counting_app(app: Flask, store_kind: str) -> Flask:
     """The shared ``app`` fixture (one per store) with the plain views and
     its store wrapped in a :class:`CountingStore`.
     """
     state = app.extensions["conversation"]
+    expected = {"cookie": "SessionStore", "cachelib": "SessionStore"}.get(
+        store_kind, f"{store_kind.capitalize()}Store"
+    )
+    # The app must really run on the store the test is named after.
+    assert type(state.store).__name__ == expected, (store_kind, state.store)
     state.store = CountingStore(state.store)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     add_views(app)

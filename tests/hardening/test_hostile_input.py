@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
 
 from flask_conversation import ConversationScope
-from tests.hardening.instrumented import add_views
 from tests.hardening.instrumented import ALL_STORES
 from tests.hardening.instrumented import browser
 from tests.hardening.instrumented import CID_RE
@@ -273,14 +272,12 @@ def check_b_untouched(world: World) -> None:
 
 
 @pytest.mark.parametrize("store_kind", ALL_STORES)
-def test_hostile_cids(app: Flask) -> None:
+def test_hostile_cids(counting_app: Flask) -> None:
     """Any cid from any source: no 5xx, only well-formed cids of the
     caller's namespace reach the store, and nothing of the other user
     leaks or changes.
     """
-    app.extensions["conversation"].store = CountingStore(app.extensions["conversation"].store)
-    app.config["PROPAGATE_EXCEPTIONS"] = False
-    add_views(app)
+    app = counting_app
     world = make_world(app)
     b_secrets = [v for data in world.b_live.values() for k, v in data.items() if "secret" in k]
     root, child, natural = world.a_live
@@ -344,13 +341,11 @@ def test_hostile_cids(app: Flask) -> None:
 
 
 @pytest.mark.parametrize("store_kind", ALL_STORES)
-def test_malformed_cid_never_reaches_the_store(app: Flask) -> None:
+def test_malformed_cid_never_reaches_the_store(counting_app: Flask) -> None:
     """The cases named in the issue, one by one, each from every source:
     zero store calls, 404, on a view that uses the conversation.
     """
-    app.extensions["conversation"].store = CountingStore(app.extensions["conversation"].store)
-    app.config["PROPAGATE_EXCEPTIONS"] = False
-    add_views(app)
+    app = counting_app
     world = make_world(app)
     own = next(iter(world.a_live))
     malformed = [
@@ -377,14 +372,12 @@ def test_malformed_cid_never_reaches_the_store(app: Flask) -> None:
 
 
 @pytest.mark.parametrize("store_kind", ALL_STORES)
-def test_well_formed_strangers(app: Flask) -> None:
+def test_well_formed_strangers(counting_app: Flask) -> None:
     """Cids of the right shape that are not the caller's: path and key
     syntax, the other user's cids, the caller's own cid with a suffix. Each
     is a 404 whose store traffic stays in the caller's namespace.
     """
-    app.extensions["conversation"].store = CountingStore(app.extensions["conversation"].store)
-    app.config["PROPAGATE_EXCEPTIONS"] = False
-    add_views(app)
+    app = counting_app
     world = make_world(app)
     own = next(iter(world.a_live))
     strangers = [
@@ -407,18 +400,16 @@ NAMESPACE_CHARS = st.characters(codec="utf-8", exclude_categories=["Cs"])
 
 
 @pytest.mark.parametrize("store_kind", ALL_STORES)
-def test_hostile_namespaces(app: Flask) -> None:
+def test_hostile_namespaces(counting_app: Flask) -> None:
     """A ``namespace_loader`` that returns whatever the client claims (as a
     chat-bot webhook does with a chat id): namespaces that are prefixes,
     globs or key syntax of each other never see each other's conversations,
     and ``end_all()`` in one never ends another's.
     """
+    app = counting_app
     scope: ConversationScope = app.extensions["conversation"].scope
-    store = CountingStore(app.extensions["conversation"].store)
-    app.extensions["conversation"].store = store
-    app.config["PROPAGATE_EXCEPTIONS"] = False
+    store = counting_store(app)
     app.config["CONVERSATION_MAX_COUNT"] = 1000
-    add_views(app)
 
     @scope.namespace_loader
     def from_header() -> str | None:
