@@ -125,7 +125,8 @@ class ConversationScope:
         """
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        store = store or self._store or store_from_config(app.config)
+        if store is None:
+            store = self._store if self._store is not None else store_from_config(app.config)
         app.extensions["conversation"] = _AppState(self, store)
 
         app.url_defaults(auto_propagate)
