@@ -402,7 +402,8 @@ class RequestState:
         }
         for cid, conv in self.active.items():
             infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
-        return sorted(infos.values(), key=lambda i: i.last_access, reverse=True)
+        # A child renews its ancestors: at equal times the deepest was used.
+        return sorted(infos.values(), key=lambda i: (i.last_access, i.depth), reverse=True)
 
     # -- committing ------------------------------------------------------------
 
