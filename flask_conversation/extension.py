@@ -8,8 +8,8 @@ import dataclasses
 import typing as t
 from datetime import timedelta
 
-from flask import Flask
 from flask import current_app
+from flask import Flask
 from flask.signals import got_request_exception
 from werkzeug.local import LocalProxy
 
@@ -85,8 +85,8 @@ def store_from_config(config: t.Mapping[str, t.Any]) -> ConversationStore:
             return RedisStore.from_url(client)
         return RedisStore(client)
     raise ValueError(
-        f"Unknown CONVERSATION_STORE {name!r}: use \"session\", \"memory\" or"
-        " \"redis\", or pass store= to ConversationScope."
+        f'Unknown CONVERSATION_STORE {name!r}: use "session", "memory" or'
+        ' "redis", or pass store= to ConversationScope.'
     )
 
 
