@@ -270,12 +270,12 @@ class RequestState:
         timeout: float | None,
     ) -> bool:
         """See :meth:`Conversation.begin`."""
-        if id is not None and (not isinstance(id, str) or CID_RE.fullmatch(id) is None):
-            raise ValueError(f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
         if conv.long_running and not (join or nested):
             raise ConversationStateError(
                 "A long-running conversation is already active; use join=True or nested=True."
             )
+        if id is not None and (not isinstance(id, str) or CID_RE.fullmatch(id) is None):
+            raise ValueError(f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
         if id is not None:
             existing = self._find(id)
             if existing is not None:
@@ -289,8 +289,8 @@ class RequestState:
         namespace = self.namespace(create=True)
         assert namespace is not None
         new_id = id or secrets.token_urlsafe(16)
-        if id is not None:
-            # Nobody else may create the same natural id while we do.
+        if id is not None and not conv.long_running:
+            # Nobody else may create the same natural root while we do.
             token = self.store.lock(namespace, id, self.settings.lock_timeout)
             if token is None:
                 raise BusyConversation()
