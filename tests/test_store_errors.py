@@ -10,9 +10,9 @@ import typing as t
 import pytest
 from flask import Flask
 
+from flask_conversation import conversation
 from flask_conversation import ConversationScope
 from flask_conversation import ConversationStoreError
-from flask_conversation import conversation
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores.base import CommitBatch
 from flask_conversation.stores.base import Destroyed
