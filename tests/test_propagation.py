@@ -198,3 +198,23 @@ def test_response_header_only_when_long_running(api: ConversationClient) -> None
     assert "X-Conversation-Id" not in api.get("/show").headers
     cid = api.post("/begin").json["id"]
     assert api.get("/show").headers["X-Conversation-Id"] == cid
+
+
+def test_template_cid_is_a_plain_value(app: Flask, api: ConversationClient) -> None:
+    @app.get("/js")
+    def js() -> str:
+        return render_template_string("{{ cid is none }} {{ cid|tojson }}")
+
+    assert api.get("/js").text == "True null"
+    cid = api.post("/begin").json["id"]
+    assert api.get("/js").text == f'False "{cid}"'
+
+
+def test_template_with_unknown_cid_renders(app: Flask, api: ConversationClient) -> None:
+    @app.get("/about")
+    def about() -> str:
+        return render_template_string("about {{ cid }}")
+
+    rv = api.get("/about?cid=expired")
+    assert rv.status_code == 200
+    assert rv.text == "about None"
