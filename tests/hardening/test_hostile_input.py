@@ -466,3 +466,36 @@ def _begin_as(client: FlaskClient, headers: dict[str, str], secret: str) -> str:
     rv = client.post("/begin", headers=headers, data={"secret": secret})
     assert rv.status_code == 200, rv.data
     return t.cast(str, rv.get_json()["id"])
+
+
+def _redis_commands(client: t.Any) -> int:
+    stats = client.info("commandstats")
+    return sum(
+        int(v["calls"])
+        for k, v in stats.items()
+        if not k.startswith(("cmdstat_info", "cmdstat_config"))
+    )
+
+
+@pytest.mark.parametrize("store_kind", ["redis"] if "redis" in ALL_STORES else [])
+def test_malformed_cid_costs_no_redis_command(counting_app: Flask, redis_client: t.Any) -> None:
+    """The same proof counted by Redis itself (``INFO commandstats``):
+    malformed cids from every source send no command at all, while one
+    well-formed unknown cid does (so the count is live).
+    """
+    world = make_world(counting_app)
+    own = next(iter(world.a_live))
+    redis_client.config_resetstat()
+    for value in ["*", "{}", own + "*", "a" * 65, own + "\x00", "..:*", "ü" + own]:
+        for hostile in (
+            Hostile([value], [], None, False),
+            Hostile([], [value], None, True),
+            Hostile([], [], value, False),
+        ):
+            if hostile.effective("/read", "POST") != value:
+                continue
+            rv = world.a.open(**hostile.build("/read", "POST"))
+            assert rv.status_code == 404
+    assert _redis_commands(redis_client) == 0
+    assert world.a.post("/read", query_string={"cid": "well-formed"}).status_code == 404
+    assert _redis_commands(redis_client) > 0
