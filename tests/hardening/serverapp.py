@@ -27,9 +27,9 @@ from flask import Flask
 from flask import jsonify
 from flask import request
 
-from flask_conversation import ConversationScope
 from flask_conversation import conversation
 from flask_conversation import conversation_required
+from flask_conversation import ConversationScope
 from flask_conversation import end_conversation
 from flask_conversation.stores import RedisStore
 

@@ -26,8 +26,8 @@ from flask import Flask
 from flask import jsonify
 from flask import request
 
-from flask_conversation import ConversationScope
 from flask_conversation import conversation
+from flask_conversation import ConversationScope
 from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import RedisStore
