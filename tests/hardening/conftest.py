@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import typing as t
+from pathlib import Path
+
 import pytest
 from flask import Flask
 
 from tests.hardening.instrumented import add_views
 from tests.hardening.instrumented import CountingStore
+from tests.hardening.processes import RedisProcess
 
 
 @pytest.fixture
@@ -25,3 +29,27 @@ def counting_app(app: Flask, store_kind: str) -> Flask:
     add_views(app)
     return app
 
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> t.Iterator[RedisProcess]:
+    """A Redis server of the test's own whose acknowledged writes survive
+    a kill.
+    """
+    server = RedisProcess(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fast_redis(tmp_path: Path) -> t.Iterator[RedisProcess]:
+    """A Redis server of the test's own without persistence."""
+    server = RedisProcess(tmp_path / "redis", durable=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -6,10 +6,12 @@ views, and browsers with separate cookie jars.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import threading
 import typing as t
+from pathlib import Path
 
 from flask import Flask
 from flask import jsonify
@@ -39,6 +41,19 @@ def _redis_available() -> bool:
 #: Every store the hardening tests run against: Flask's cookie session,
 #: Flask-Session with cachelib, MemoryStore and, where it exists, RedisStore.
 ALL_STORES = ["cookie", "cachelib", "memory"] + (["redis"] if _redis_available() else [])
+
+#: Where the tests write the numbers they measured (ignored by git).
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+def write_artifact(name: str, numbers: dict[str, t.Any]) -> None:
+    """Keep the numbers a test measured in ``tests/artifacts/``.
+
+    :param name: what was measured.
+    :param numbers: JSON-compatible numbers.
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"hardening-{name}.json").write_text(json.dumps(numbers, indent=2))
 
 
 class Call(t.NamedTuple):

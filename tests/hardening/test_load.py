@@ -14,7 +14,6 @@ The numbers of each run are written to ``tests/artifacts/``.
 from __future__ import annotations
 
 import gc
-import json
 import secrets
 import time
 import typing as t
@@ -31,19 +30,14 @@ from flask_conversation import ConversationScope
 from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import RedisStore
+from tests.hardening.instrumented import write_artifact
 from tests.hardening.processes import Gunicorn
 from tests.hardening.processes import RedisProcess
 from tests.hardening.soak import keys_by_kind
 from tests.hardening.soak import run_load
 from tests.hardening.soak import wait_for_expiry
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 ABANDONED = 10_000
-
-
-def write_artifact(name: str, numbers: dict[str, t.Any]) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / f"hardening-{name}.json").write_text(json.dumps(numbers, indent=2))
 
 
 def abandoning_app(store: ConversationStore, timeout: float = 1800) -> Flask:
@@ -109,26 +103,6 @@ def test_abandoned_conversations_memory_store() -> None:
     # Keeping what 9,000 more conversations left behind would mean tens of
     # thousands of objects (a record, its key, its strings, each).
     assert end - warm < 2_000, (warm, end)
-
-
-@pytest.fixture
-def durable_redis(tmp_path: Path) -> t.Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fast_redis(tmp_path: Path) -> t.Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path / "redis", durable=False)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_abandoned_conversations_redis_expire(fast_redis: RedisProcess) -> None:
