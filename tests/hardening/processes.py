@@ -101,7 +101,18 @@ class RedisProcess:
         if process is not None:
             _stop(process, signal.SIGKILL)
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after :meth:`freeze`."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()
         process, self.process = self.process, None
         if process is not None:
             _stop(process, signal.SIGTERM)

@@ -104,15 +104,20 @@ class Tab:
         return {self.acked, *self.in_doubt}
 
 
-def test_redis_killed_and_restarted(tmp_path: Path, durable_redis: RedisProcess) -> None:
-    """Kill Redis while four tabs write, let them run into the outage, start
-    Redis again: during the outage every answer is a 503 with
-    ``Retry-After`` and a clear message; after it the same workers serve
-    again; every stack holds the old or the new value in both of its
-    records; no lock outlives its lease.
+@pytest.mark.parametrize("fault", ["kill", "freeze"])
+def test_redis_outage_mid_run(tmp_path: Path, durable_redis: RedisProcess, fault: str) -> None:
+    """Kill Redis (or freeze it with SIGSTOP, so that connections hang)
+    while four tabs write, let them run into the outage, bring Redis back:
+    during the outage every answer is a 503 with ``Retry-After`` and a clear
+    message; after it the same workers serve again; every stack holds the
+    old or the new value in both of its records; no lock outlives its lease.
     """
+    # A frozen server never answers: the client's socket timeout decides
+    # how long a request waits before its 503.
+    query = "?socket_timeout=1&socket_connect_timeout=1" if fault == "freeze" else ""
+    wanted = 10 if fault == "kill" else 3
     env = {
-        "FC_REDIS_URL": durable_redis.url,
+        "FC_REDIS_URL": durable_redis.url + query,
         "FC_LOCK_LEASE": str(LEASE),
         "FC_LOCK_TIMEOUT": "1",
         "FC_TIMEOUT": "600",
@@ -138,15 +143,23 @@ def test_redis_killed_and_restarted(tmp_path: Path, durable_redis: RedisProcess)
             th.start()
         try:
             _wait(lambda: all(tab.acked >= 20 for tab in tabs), 60, "writes before the kill")
-            durable_redis.kill()
+            if fault == "kill":
+                durable_redis.kill()
+            else:
+                durable_redis.freeze()
             killed_at = time.monotonic()
-            _wait(lambda: all(len(tab.outage_503s) >= 10 for tab in tabs), 120, "outage 503s")
+            _wait(
+                lambda: all(len(tab.outage_503s) >= wanted for tab in tabs), 120, "outage 503s"
+            )
             pause.set()
             paused.wait(timeout=120)
             outage_seconds = time.monotonic() - killed_at
 
             in_doubt = sum(len(tab.in_doubt) for tab in tabs)
-            durable_redis.start()
+            if fault == "kill":
+                durable_redis.start()
+            else:
+                durable_redis.thaw()
             with redis.Redis.from_url(durable_redis.url) as client:
                 ttls = _lock_ttls(client)
                 assert all(0 < ttl <= LEASE * 1000 for ttl in ttls), ttls
@@ -198,7 +211,7 @@ def test_redis_killed_and_restarted(tmp_path: Path, durable_redis: RedisProcess)
         "values_in_doubt_at_restart": in_doubt,
         "lock_ttls_at_restart_ms": ttls,
     }
-    write_artifact("redis-outage", numbers)
+    write_artifact(f"redis-outage-{fault}", numbers)
     assert [b for tab in tabs for b in tab.bad_503s] == []
     assert set(statuses) <= {200, 503}, numbers
 
