@@ -269,6 +269,27 @@ def check_b_untouched(world: World) -> None:
         assert {k: data.get(k) for k in expected} == expected
         assert "hits" not in data
     world.store.take()
+    check_nothing_stray(world)
+
+
+def check_nothing_stray(world: World) -> None:
+    """Where the store can list, it holds the two users' three
+    conversations each and nothing else; in Redis, every key is under one
+    of their two namespaces, and no lock is left.
+    """
+    inner: t.Any = world.store.inner
+    try:
+        counts = inner.namespaces()
+    except NotImplementedError:
+        return  # a session store keeps everything inside each user's session
+    assert counts == {world.a_ns: 3, world.b_ns: 3}, counts
+    # By name: the Redis client is an optional dependency.
+    if type(inner).__name__ == "RedisStore":
+        bases = (inner.base(world.a_ns), inner.base(world.b_ns))
+        for key in inner.client.scan_iter(match=inner.prefix + "*"):
+            text = key.decode()
+            assert text == inner.registry_key or text.startswith(bases), text
+            assert not text.startswith(tuple(b + "l:" for b in bases)), text
 
 
 @pytest.mark.parametrize("store_kind", ALL_STORES)
