@@ -19,9 +19,13 @@ def counting_app(app: Flask, store_kind: str) -> Flask:
     its store wrapped in a :class:`CountingStore`.
     """
     state = app.extensions["conversation"]
-    expected = {"cookie": "SessionStore", "cachelib": "SessionStore"}.get(
-        store_kind, f"{store_kind.capitalize()}Store"
-    )
+    expected = {
+        "cookie": "SessionStore",
+        "cachelib": "SessionStore",
+        "memory": "MemoryStore",
+        "redis": "RedisStore",
+        "redis-cluster": "RedisStore",
+    }[store_kind]
     # The app must really run on the store the test is named after.
     assert type(state.store).__name__ == expected, (store_kind, state.store)
     state.store = CountingStore(state.store)

@@ -41,6 +41,8 @@ def _redis_available() -> bool:
 #: Every store the hardening tests run against: Flask's cookie session,
 #: Flask-Session with cachelib, MemoryStore and, where it exists, RedisStore.
 ALL_STORES = ["cookie", "cachelib", "memory"] + (["redis"] if _redis_available() else [])
+#: The same, and a three-node Redis Cluster, for the tests about key layout.
+WITH_CLUSTER = ALL_STORES + (["redis-cluster"] if _redis_available() else [])
 
 #: Where the tests write the numbers they measured (ignored by git).
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

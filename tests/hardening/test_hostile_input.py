@@ -31,6 +31,7 @@ from tests.hardening.instrumented import browser
 from tests.hardening.instrumented import CID_RE
 from tests.hardening.instrumented import counting_store
 from tests.hardening.instrumented import CountingStore
+from tests.hardening.instrumented import WITH_CLUSTER
 
 HEADER_ENVIRON = "HTTP_X_CONVERSATION_ID"
 CID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-"
@@ -423,7 +424,7 @@ def test_well_formed_strangers(counting_app: Flask) -> None:
 NAMESPACE_CHARS = st.characters(codec="utf-8", exclude_categories=["Cs"])
 
 
-@pytest.mark.parametrize("store_kind", ALL_STORES)
+@pytest.mark.parametrize("store_kind", WITH_CLUSTER)
 def test_hostile_namespaces(counting_app: Flask) -> None:
     """A ``namespace_loader`` that returns whatever the client claims (as a
     chat-bot webhook does with a chat id): namespaces that are prefixes,

@@ -16,10 +16,10 @@ from flask import Flask
 from flask import session
 from flask.testing import FlaskClient
 
-from tests.hardening.instrumented import ALL_STORES
 from tests.hardening.instrumented import browser
+from tests.hardening.instrumented import WITH_CLUSTER
 
-pytestmark = pytest.mark.parametrize("store_kind", ALL_STORES)
+pytestmark = pytest.mark.parametrize("store_kind", WITH_CLUSTER)
 
 
 class User:
