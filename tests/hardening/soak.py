@@ -370,9 +370,17 @@ def wait_for_expiry(client: redis.Redis, seconds: float) -> dict[str, int]:
         time.sleep(0.25)
 
 
-def soak(total: int, threads: int, workers: int, timeout: float, seed: int) -> Report:
+def soak(
+    total: int,
+    threads: int,
+    workers: int,
+    timeout: float,
+    seed: int,
+    lock_timeout: float = 5,
+) -> Report:
     """Start Redis and gunicorn, run the load, wait for the abandoned
-    conversations to expire, stop everything.
+    conversations to expire, stop everything. The workers' memory is
+    sampled every 10 seconds.
     """
     report = Report()
     with tempfile.TemporaryDirectory(prefix="fc-soak-") as tmp:
@@ -383,12 +391,26 @@ def soak(total: int, threads: int, workers: int, timeout: float, seed: int) -> R
             env = {
                 "FC_REDIS_URL": server.url,
                 "FC_TIMEOUT": str(timeout),
-                "FC_LOCK_TIMEOUT": "5",
+                "FC_LOCK_TIMEOUT": str(lock_timeout),
                 "FC_LOCK_LEASE": "30",
             }
             with Gunicorn(env, directory / "gunicorn.log", workers=workers) as app:
                 report.worker_rss_kb["start"] = worker_rss_kb(app)
-                run_load(app.url, total, threads, seed, report)
+                finished = threading.Event()
+
+                def sample() -> None:
+                    while not finished.wait(10):
+                        report.worker_rss_kb.setdefault("every_10s", []).append(
+                            sum(worker_rss_kb(app))
+                        )
+
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+                try:
+                    run_load(app.url, total, threads, seed, report)
+                finally:
+                    finished.set()
+                    sampler.join()
                 report.worker_rss_kb["end"] = worker_rss_kb(app)
             with redis.Redis.from_url(server.url) as client:
                 report.keys_after_run = keys_by_kind(client)
@@ -406,9 +428,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=10, help="CONVERSATION_TIMEOUT in seconds"
     )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=5,
+        help="CONVERSATION_LOCK_TIMEOUT; a small one makes busy 503s happen",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    report = soak(args.requests, args.threads, args.workers, args.timeout, args.seed)
+    report = soak(
+        args.requests, args.threads, args.workers, args.timeout, args.seed, args.lock_timeout
+    )
     print(json.dumps(report.summary(), indent=2))
     return 0 if report.ok else 1
 
