@@ -524,3 +524,28 @@ def test_malformed_cid_costs_no_redis_command(counting_app: Flask, redis_client:
     assert _redis_commands(redis_client) == 0
     assert world.a.post("/read", query_string={"cid": "well-formed"}).status_code == 404
     assert _redis_commands(redis_client) > 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="begin_conversation(id=callable) with an id built from a URL segment raises"
+    " ValueError (a 500) when the segment does not fit [A-Za-z0-9_.:-]{1,64}",
+)
+@pytest.mark.parametrize("store_kind", ["memory"])
+def test_natural_id_from_the_url(app: Flask) -> None:
+    """The natural-id example of the decorator, ``id=lambda hotel_id:
+    f"booking-{hotel_id}"`` on ``/book/<hotel_id>``, makes the URL a source
+    of cids: a hostile segment must not be a 5xx.
+    """
+    from flask_conversation import begin_conversation
+
+    @app.post("/book/<hotel_id>")
+    @begin_conversation(id=lambda hotel_id: f"booking-{hotel_id}")
+    def book(hotel_id: str) -> str:
+        return "booked"
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = browser(app)
+    assert client.post("/book/7").status_code == 200
+    for segment in ["a%20b", "x" * 70, "%C3%BC", "*", "%7B%7D"]:
+        assert client.post(f"/book/{segment}").status_code < 500, segment
