@@ -153,6 +153,9 @@ class Gunicorn:
                 "--worker-class", "gthread",
                 "--threads", str(self.threads),
                 "--timeout", "60",
+                # Longer than any pause of the clients: a server that closes
+                # an idle connection just as a client reuses it resets it.
+                "--keep-alive", "30",
                 "--graceful-timeout", "5",
                 "--log-level", "warning",
                 "tests.hardening.serverapp:create_app()",
