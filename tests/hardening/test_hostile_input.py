@@ -62,9 +62,6 @@ class World:
     a_live: dict[str, dict[str, t.Any]]
     b_live: dict[str, dict[str, t.Any]]
 
-    def known_cids(self) -> list[str]:
-        return [*self.a_live, *self.b_live]
-
 
 def _begin(client: FlaskClient, path: str, **form: str) -> str:
     rv = client.post(path, data=form)
