@@ -14,8 +14,8 @@ import typing as t
 from datetime import date
 from datetime import timedelta
 
-from flask import Blueprint
 from flask import abort
+from flask import Blueprint
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -30,8 +30,8 @@ from flask_conversation import end_conversation
 from flask_conversation import url_for_cid
 
 from .hotels import BEDS
-from .hotels import Hotel
 from .hotels import get_hotel
+from .hotels import Hotel
 from .hotels import search
 from .stay import total_price
 from .stay import validate_stay
