@@ -99,8 +99,7 @@ def main(
         chat(send, _prompted(stdin, stdout), stdout)
     except (urllib.error.URLError, ConnectionError) as e:
         print(
-            f"Cannot reach the bot at {args.url} ({e}). Is `flask --app examples.bot run`"
-            " running?",
+            f"Cannot reach the bot at {args.url} ({e}). Is `flask --app examples.bot run` running?",
             file=sys.stderr,
         )
         return 1

@@ -67,8 +67,17 @@ def redis_url() -> t.Iterator[str]:
 
     port = free_port()
     proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -98,7 +107,7 @@ def store(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def redis_client(store: str, request: pytest.FixtureRequest) -> t.Iterator[redis.Redis | None]:
+def store_redis(store: str, request: pytest.FixtureRequest) -> t.Iterator[redis.Redis | None]:
     """A client of the test redis-server for the ``redis`` store, closed
     after the test; ``None`` for the session store.
     """
@@ -115,10 +124,10 @@ def redis_client(store: str, request: pytest.FixtureRequest) -> t.Iterator[redis
 
 
 @pytest.fixture
-def store_config(store: str, redis_client: redis.Redis | None) -> dict[str, t.Any]:
+def store_config(store: str, store_redis: redis.Redis | None) -> dict[str, t.Any]:
     """The configuration that selects the store, as a user would write it."""
     if store == "redis":
-        return {"CONVERSATION_STORE": "redis", "CONVERSATION_REDIS": redis_client}
+        return {"CONVERSATION_STORE": "redis", "CONVERSATION_REDIS": store_redis}
     return {"CONVERSATION_STORE": "session"}
 
 

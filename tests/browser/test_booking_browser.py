@@ -69,8 +69,6 @@ def confirm(page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Booking confirmed")
 
 
-
-
 def test_two_tabs_book_two_hotels_interleaved(context: BrowserContext, site: str) -> None:
     lisbon, innsbruck = context.new_page(), context.new_page()
 
@@ -106,9 +104,7 @@ def test_two_tabs_book_two_hotels_interleaved(context: BrowserContext, site: str
     expect(lisbon.locator(".open-bookings")).to_contain_text("None yet")
 
 
-def test_nested_room_choice_does_not_disturb_other_tab(
-    context: BrowserContext, site: str
-) -> None:
+def test_nested_room_choice_does_not_disturb_other_tab(context: BrowserContext, site: str) -> None:
     lisbon, amsterdam = context.new_page(), context.new_page()
 
     book(lisbon, site, 1)

@@ -10,8 +10,8 @@ import typing as t
 import pytest
 import redis
 from playwright.sync_api import BrowserContext
-from playwright.sync_api import Page
 from playwright.sync_api import expect
+from playwright.sync_api import Page
 
 from examples.wizard import create_app
 from flask_conversation.stores import ConversationStore
@@ -37,15 +37,15 @@ def clock() -> ShiftedClock:
 def site(
     serve: t.Callable[..., str],
     store: str,
-    redis_client: redis.Redis | None,
+    store_redis: redis.Redis | None,
     clock: ShiftedClock,
 ) -> str:
     # The store is built here only to give it the test's clock.
     conv_store: ConversationStore
-    if redis_client is not None:
+    if store_redis is not None:
         from flask_conversation.stores import RedisStore
 
-        conv_store = RedisStore(redis_client, prefix=f"wizard{id(clock)}:", clock=clock)
+        conv_store = RedisStore(store_redis, prefix=f"wizard{id(clock)}:", clock=clock)
     else:
         conv_store = SessionStore(clock=clock)
     app = create_app({"SECRET_KEY": "browser-tests", "CONVERSATION_STORE": conv_store})
