@@ -26,6 +26,7 @@ if t.TYPE_CHECKING:
     import redis
     from playwright.sync_api import Browser
     from playwright.sync_api import BrowserContext
+    from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -167,7 +168,7 @@ def context(browser: Browser, request: pytest.FixtureRequest) -> t.Iterator[Brow
     """One browser window: its tabs share cookies, like a user's. Each tab
     is saved as a screenshot when the test ends.
     """
-    context = browser.new_context(viewport={"width": 1100, "height": 820})
+    context = browser.new_context(viewport={"width": 1100, "height": 640})
     context.set_default_timeout(10_000)
     try:
         yield context
@@ -178,3 +179,16 @@ def context(browser: Browser, request: pytest.FixtureRequest) -> t.Iterator[Brow
             with contextlib.suppress(Exception):
                 page.screenshot(path=str(ARTIFACTS / f"{name}-tab{number}.png"), full_page=True)
         context.close()
+
+
+@pytest.fixture
+def snap(store: str) -> t.Callable[[Page, str], None]:
+    """Save a screenshot of a moment worth showing, named after it and the
+    store, in ``tests/artifacts/``.
+    """
+
+    def save(page: Page, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{store}.png"))
+
+    return save

@@ -69,7 +69,9 @@ def confirm(page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Booking confirmed")
 
 
-def test_two_tabs_book_two_hotels_interleaved(context: BrowserContext, site: str) -> None:
+def test_two_tabs_book_two_hotels_interleaved(
+    context: BrowserContext, site: str, snap: t.Callable[[Page, str], None]
+) -> None:
     lisbon, innsbruck = context.new_page(), context.new_page()
 
     book(lisbon, site, 1)
@@ -86,11 +88,17 @@ def test_two_tabs_book_two_hotels_interleaved(context: BrowserContext, site: str
 
     pick_room(innsbruck, "Loft for four")
     pick_room(lisbon, "River view double")
+    # Both tabs are now in a nested room choice; the sidebar shows both.
+    lisbon.goto(lisbon.url)
+    expect(lisbon.locator(".open-bookings a.sub")).to_have_text(["↳ Choosing a room"] * 2)
+    expect(lisbon.locator(".breadcrumbs")).to_contain_text("Booking: Harbour View")
+    snap(lisbon, "booking-nested-room-choice")
     finish_room(lisbon, "Two single beds", breakfast=True)
     finish_room(innsbruck, "One double bed", breakfast=False)
 
     expect_summary(lisbon, "Harbour View", day(30), day(33), "River view double")
     expect_summary(innsbruck, "Alpine Lodge", day(60), day(62), "Loft for four")
+    snap(innsbruck, "booking-review")
 
     confirm(innsbruck)
     confirm(lisbon)
@@ -99,6 +107,7 @@ def test_two_tabs_book_two_hotels_interleaved(context: BrowserContext, site: str
     expect(lisbon.locator("dd.guests")).to_have_text("2")
     expect_summary(innsbruck, "Alpine Lodge", day(60), day(62), "Loft for four")
     expect(innsbruck.locator("dd.guests")).to_have_text("3")
+    snap(innsbruck, "booking-confirmation")
     assert lisbon.locator(".reference").inner_text() != innsbruck.locator(".reference").inner_text()
     # Both bookings are over: nothing is left open.
     expect(lisbon.locator(".open-bookings")).to_contain_text("None yet")
@@ -136,7 +145,7 @@ def test_nested_room_choice_does_not_disturb_other_tab(context: BrowserContext, 
 
 
 def test_reload_and_back_after_confirm_show_closed_booking(
-    context: BrowserContext, site: str
+    context: BrowserContext, site: str, snap: t.Callable[[Page, str], None]
 ) -> None:
     page = context.new_page()
     book(page, site, 4)
@@ -151,6 +160,7 @@ def test_reload_and_back_after_confirm_show_closed_booking(
     response = page.reload()
     assert response is not None and response.status == 404
     expect(page.get_by_role("heading", level=1)).to_have_text("This booking is closed")
+    snap(page, "booking-closed")
 
     # Back into the finished booking's review page: closed as well.
     response = page.go_back()

@@ -94,7 +94,10 @@ def test_back_links_keep_answers(context: BrowserContext, site: str) -> None:
 
 
 def test_expired_tab_lands_on_step_one_with_message(
-    context: BrowserContext, site: str, clock: ShiftedClock
+    context: BrowserContext,
+    site: str,
+    clock: ShiftedClock,
+    snap: t.Callable[[Page, str], None],
 ) -> None:
     page = context.new_page()
     start(page, site)
@@ -109,6 +112,7 @@ def test_expired_tab_lands_on_step_one_with_message(
     assert page.url == site + "/"
     expect(page.get_by_role("alert")).to_contain_text("Please start again")
     expect(page.locator("#email")).to_have_value("")
+    snap(page, "wizard-expired")
 
     # Starting again works, and the message is gone.
     start(page, site)
