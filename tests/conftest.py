@@ -120,7 +120,7 @@ def api(app: Flask) -> ConversationClient:
     def body() -> dict[str, t.Any]:
         return request.get_json(silent=True) or {}
 
-    @app.route("/show", methods=["GET", "POST"])
+    @app.route("/show", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def show() -> dict[str, t.Any]:
         return snapshot()
 
