@@ -39,8 +39,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> t.Iterator[Browser]:
+    # Package scope: Playwright's sync API keeps an event loop running in
+    # this thread until it stops, which async Flask views in later tests
+    # would trip over.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
