@@ -193,6 +193,17 @@ def test_nested_room_choice(tab: Tab) -> None:
     assert tab.get(f"/booking/rooms?cid={child}").status_code == 404
 
 
+def test_confirm_from_room_choice_keeps_both_open(tab: Tab) -> None:
+    root = start_booking(tab, 1)
+    choose_room(tab, "standard")
+    tab.post("/booking/room")
+    child = tab.cid
+    rv = tab.post("/booking/confirm")
+    assert rv.location == f"/booking/rooms?cid={child}"
+    assert tab.get(f"/booking?cid={root}").status_code == 200
+    assert tab.get(f"/booking/rooms?cid={child}").status_code == 200
+
+
 def test_room_must_fit_guests(tab: Tab) -> None:
     start_booking(tab, 1, guests=4)
     tab.post("/booking/room")

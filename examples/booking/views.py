@@ -225,6 +225,9 @@ def confirm() -> Response:
     """
     if not conversation.long_running:
         return redirect(url_for("booking.index"))
+    if conversation.nested:
+        # A stale form of the room choice: finish or leave that first.
+        abort(redirect(url_for_cid("booking.rooms")))
     if "room" not in conversation:
         flash("Choose a room before you confirm.")
         # Raising keeps the booking open: @end_conversation only ends it
