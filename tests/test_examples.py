@@ -120,7 +120,7 @@ def test_invalid_dates_rerender_with_input(tab: Tab) -> None:
     assert "Enter the arrival date." in rv.text
 
 
-def test_two_tabs_two_bookings(booking_app: Flask, tab: Tab) -> None:
+def test_two_tabs_two_bookings(tab: Tab) -> None:
     other = tab.new_tab()
     first = start_booking(tab, 1, (30, 33), 2)
     second = start_booking(other, 2, (60, 62), 3)
@@ -137,8 +137,7 @@ def test_two_tabs_two_bookings(booking_app: Flask, tab: Tab) -> None:
     assert to_a.location.endswith(f"cid={first}") and to_b.location.endswith(f"cid={second}")
     rv_a = tab.get(to_a.location)
     rv_b = other.get(to_b.location)
-    a, b = first, second
-    assert rv_a.request.args["cid"] == a and rv_b.request.args["cid"] == b
+    assert rv_a.status_code == rv_b.status_code == 200
     assert text_of(rv_a.text, "hotel-name") == "Harbour View, Lisbon"
     assert text_of(rv_a.text, "check-in") == day(30)
     assert text_of(rv_a.text, "room") == "River view double, breakfast included"
