@@ -29,7 +29,7 @@ class ShiftedClock:
 
 
 @pytest.fixture
-def clock() -> ShiftedClock:
+def shifted_clock() -> ShiftedClock:
     return ShiftedClock()
 
 
@@ -38,16 +38,16 @@ def site(
     serve: t.Callable[..., str],
     store: str,
     store_redis: redis.Redis | None,
-    clock: ShiftedClock,
+    shifted_clock: ShiftedClock,
 ) -> str:
     # The store is built here only to give it the test's clock.
     conv_store: ConversationStore
     if store_redis is not None:
         from flask_conversation.stores import RedisStore
 
-        conv_store = RedisStore(store_redis, prefix=f"wizard{id(clock)}:", clock=clock)
+        conv_store = RedisStore(store_redis, prefix="wizard-test:", clock=shifted_clock)
     else:
-        conv_store = SessionStore(clock=clock)
+        conv_store = SessionStore(clock=shifted_clock)
     app = create_app({"SECRET_KEY": "browser-tests", "CONVERSATION_STORE": conv_store})
     return serve(app)
 
@@ -96,7 +96,7 @@ def test_back_links_keep_answers(context: BrowserContext, site: str) -> None:
 def test_expired_tab_lands_on_step_one_with_message(
     context: BrowserContext,
     site: str,
-    clock: ShiftedClock,
+    shifted_clock: ShiftedClock,
     snap: t.Callable[[Page, str], None],
 ) -> None:
     page = context.new_page()
@@ -104,7 +104,7 @@ def test_expired_tab_lands_on_step_one_with_message(
 
     # Sixteen minutes later (the wizard's timeout is fifteen) the user
     # goes on in the same tab.
-    clock.offset += 16 * 60
+    shifted_clock.offset += 16 * 60
     page.get_by_role("checkbox", name="Travel deals").check()
     page.get_by_role("button", name="Next").click()
 
