@@ -125,7 +125,9 @@ class ConversationScope:
         """
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        store = store or self._store or store_from_config(app.config)
+        # ``is None``, not ``or``: an empty MemoryStore has len() 0 and is falsy.
+        if store is None:
+            store = self._store if self._store is not None else store_from_config(app.config)
         app.extensions["conversation"] = _AppState(self, store)
 
         app.url_defaults(auto_propagate)
