@@ -79,7 +79,7 @@ def _table(header: tuple[str, ...], rows: t.Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         # The last column (a description) is not padded.
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1])]
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=False)]
         click.echo("  ".join([*cells, row[-1]]).rstrip())
 
 

@@ -16,17 +16,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from conftest import FakeClock
 from flask import Flask
 
-from flask_conversation import ConversationScope
 from flask_conversation import conversation
+from flask_conversation import ConversationScope
 from flask_conversation.cli import conversation_cli
 from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
 from flask_conversation.testing import ConversationClient
-
-from conftest import FakeClock
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
