@@ -125,7 +125,6 @@ class ConversationScope:
         """
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        # ``is None``, not ``or``: an empty MemoryStore has len() 0 and is falsy.
         if store is None:
             store = self._store if self._store is not None else store_from_config(app.config)
         app.extensions["conversation"] = _AppState(self, store)

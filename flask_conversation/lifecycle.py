@@ -339,9 +339,10 @@ class RequestState:
         target = conv.root if root else conv
         cid = t.cast(str, target.id)
         conversation_ended.send(self.app, conversation=target)
-        in_subtree = target in self.current.stack
+        # Identity, not ``in``: conversations are mappings, equal by content.
+        in_subtree = _within(self.current, target)
         for other_id, other in list(self.active.items()):
-            if target in other.stack:
+            if _within(other, target):
                 del self.active[other_id]
                 other._id = None
         self.deletes[cid] = "ended"
@@ -402,7 +403,8 @@ class RequestState:
         }
         for cid, conv in self.active.items():
             infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
-        return sorted(infos.values(), key=lambda i: i.last_access, reverse=True)
+        # A child renews its ancestors: at equal times the deepest was used.
+        return sorted(infos.values(), key=lambda i: (i.last_access, i.depth), reverse=True)
 
     # -- committing ------------------------------------------------------------
 
@@ -551,6 +553,11 @@ def current_conversation() -> Conversation:
     if state.missing is not None:
         state.report_missing()
     return state.current
+
+
+def _within(conv: Conversation, ancestor: Conversation) -> bool:
+    """Whether ``ancestor`` is ``conv`` or one of its ancestors."""
+    return any(c is ancestor for c in conv.stack)
 
 
 #: The proxy behind :data:`flask_conversation.conversation`.

@@ -92,3 +92,56 @@ def app(store_kind: str, clock: FakeClock, request: pytest.FixtureRequest) -> Fl
 @pytest.fixture
 def client(app: Flask) -> ConversationClient:
     return t.cast(ConversationClient, app.test_client())
+
+
+def snapshot() -> dict[str, t.Any]:
+    """What a view sees of the current conversation."""
+    from flask_conversation import conversation
+
+    return {
+        "id": conversation.id,
+        "long_running": conversation.long_running,
+        "nested": conversation.nested,
+        "depth": conversation.depth,
+        "stack": [c.id for c in conversation.stack],
+        "data": dict(conversation),
+    }
+
+
+@pytest.fixture
+def api(app: Flask) -> ConversationClient:
+    """A client of generic views that drive the conversation from the
+    request body: ``/show``, ``/begin``, ``/set``, ``/end``, ``/incr``.
+    """
+    from flask import request
+
+    from flask_conversation import conversation
+
+    def body() -> dict[str, t.Any]:
+        return request.get_json(silent=True) or {}
+
+    @app.route("/show", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def show() -> dict[str, t.Any]:
+        return snapshot()
+
+    @app.post("/begin")
+    def begin() -> dict[str, t.Any]:
+        began = conversation.begin(**body())
+        return {"began": began, **snapshot()}
+
+    @app.post("/set")
+    def set_() -> dict[str, t.Any]:
+        conversation.update(body())
+        return snapshot()
+
+    @app.post("/end")
+    def end() -> dict[str, t.Any]:
+        conversation.end(**body())
+        return snapshot()
+
+    @app.post("/incr")
+    def incr() -> dict[str, t.Any]:
+        conversation["n"] = conversation.get("n", 0) + 1
+        return snapshot()
+
+    return t.cast(ConversationClient, app.test_client())
