@@ -9,8 +9,8 @@ from flask import Flask
 from flask import redirect
 from werkzeug.wrappers import Response
 
-from flask_conversation import ConversationStateError
 from flask_conversation import conversation
+from flask_conversation import ConversationStateError
 from flask_conversation import end_conversation
 from flask_conversation import url_for_cid
 from flask_conversation.testing import ConversationClient

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from flask_conversation import BusyConversation
 from flask_conversation import ContextNotActive
+from flask_conversation import conversation
 from flask_conversation import ConversationError
 from flask_conversation import ConversationIdInUse
 from flask_conversation import ConversationScope
@@ -16,7 +17,6 @@ from flask_conversation import ConversationStateError
 from flask_conversation import ConversationStoreError
 from flask_conversation import NoConversation
 from flask_conversation import NonexistentConversation
-from flask_conversation import conversation
 from flask_conversation.testing import ConversationClient
 
 
@@ -76,10 +76,8 @@ def test_error_handler_sees_fresh_temporary(app: Flask, api: ConversationClient)
 def test_fresh_temporary_after_missing_can_begin(app: Flask, api: ConversationClient) -> None:
     @app.post("/restart")
     def restart() -> dict[str, object]:
-        try:
+        with pytest.raises(NonexistentConversation):
             conversation.get("x")
-        except NonexistentConversation:
-            pass
         conversation.begin()
         return {"id": conversation.id}
 
@@ -191,6 +189,6 @@ def test_several_apps_one_extension() -> None:
     assert not hasattr(scope, "app")
     stores = [ConversationScope.get_store(a) for a in apps]
     assert stores[0] is not stores[1]
-    for a, store in zip(apps, stores):
+    for a, store in zip(apps, stores, strict=True):
         a.test_client().post("/begin")
         assert len(store) == 1  # type: ignore[arg-type]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from flask_conversation import conversation
 from flask_conversation import ConversationIdInUse
 from flask_conversation import ConversationStateError
-from flask_conversation import conversation
 from flask_conversation.testing import ConversationClient
 
 

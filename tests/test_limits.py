@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import FakeClock
 from flask import Flask
 
-from flask_conversation import ConversationError
 from flask_conversation import conversation
+from flask_conversation import ConversationError
 from flask_conversation.testing import ConversationClient
-from conftest import FakeClock
 
 
 def test_timeout_expires(api: ConversationClient, clock: FakeClock) -> None:
@@ -29,7 +29,9 @@ def test_timeout_slides_with_use(api: ConversationClient, clock: FakeClock) -> N
 
 
 @pytest.mark.parametrize("value", [timedelta(minutes=5), 300, 300.0])
-def test_timeout_config(app: Flask, api: ConversationClient, clock: FakeClock, value: object) -> None:
+def test_timeout_config(
+    app: Flask, api: ConversationClient, clock: FakeClock, value: object
+) -> None:
     app.config["CONVERSATION_TIMEOUT"] = value
     cid = api.post("/begin").json["id"]
     clock.advance(299)
@@ -137,7 +139,7 @@ def test_conversations_listing(app: Flask, api: ConversationClient, clock: FakeC
     from flask_conversation import ConversationScope
 
     @app.get("/list")
-    def listing() -> list[dict[str, object]]:
+    def list_view() -> list[dict[str, object]]:
         scope: ConversationScope = app.extensions["conversation"].scope
         return [
             {

@@ -7,8 +7,8 @@ import collections
 import pytest
 from flask import Flask
 
-from flask_conversation import ConversationError
 from flask_conversation import conversation
+from flask_conversation import ConversationError
 from flask_conversation.testing import ConversationClient
 
 

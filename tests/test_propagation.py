@@ -9,7 +9,6 @@ from flask import render_template_string
 from flask import url_for
 from werkzeug.wrappers import Response
 
-from flask_conversation import conversation
 from flask_conversation import url_for_cid
 from flask_conversation.testing import ConversationClient
 
@@ -41,24 +40,31 @@ def test_query_form_header_order(app: Flask, api: ConversationClient, two: tuple
     assert client.get(f"{show}?cid={a}", headers={"X-Conversation-Id": b}).json["id"] == a
 
 
-def test_empty_values_count_as_absent(app: Flask, api: ConversationClient, two: tuple[str, str]) -> None:
+def test_empty_values_count_as_absent(
+    app: Flask, api: ConversationClient, two: tuple[str, str]
+) -> None:
     a, b = two
     client = plain(app)
     client._cookies = api._cookies
-    assert client.post("/show?cid=", data={"cid": "  "}, headers={"X-Conversation-Id": b}).json[
-        "id"
-    ] == b
+    assert (
+        client.post("/show?cid=", data={"cid": "  "}, headers={"X-Conversation-Id": b}).json["id"]
+        == b
+    )
     assert client.get("/show?cid=%20%09").json["id"] is None
 
 
-def test_repeated_parameter_uses_first(app: Flask, api: ConversationClient, two: tuple[str, str]) -> None:
+def test_repeated_parameter_uses_first(
+    app: Flask, api: ConversationClient, two: tuple[str, str]
+) -> None:
     a, b = two
     client = plain(app)
     client._cookies = api._cookies
     assert client.get(f"/show?cid={b}&cid={a}").json["id"] == b
 
 
-def test_every_method_reads_the_cid(app: Flask, api: ConversationClient, two: tuple[str, str]) -> None:
+def test_every_method_reads_the_cid(
+    app: Flask, api: ConversationClient, two: tuple[str, str]
+) -> None:
     a, _ = two
     client = plain(app)
     client._cookies = api._cookies
@@ -192,3 +198,23 @@ def test_response_header_only_when_long_running(api: ConversationClient) -> None
     assert "X-Conversation-Id" not in api.get("/show").headers
     cid = api.post("/begin").json["id"]
     assert api.get("/show").headers["X-Conversation-Id"] == cid
+
+
+def test_template_cid_is_a_plain_value(app: Flask, api: ConversationClient) -> None:
+    @app.get("/js")
+    def js() -> str:
+        return render_template_string("{{ cid is none }} {{ cid|tojson }}")
+
+    assert api.get("/js").text == "True null"
+    cid = api.post("/begin").json["id"]
+    assert api.get("/js").text == f'False "{cid}"'
+
+
+def test_template_with_unknown_cid_renders(app: Flask, api: ConversationClient) -> None:
+    @app.get("/about")
+    def about() -> str:
+        return render_template_string("about {{ cid }}")
+
+    rv = api.get("/about?cid=expired")
+    assert rv.status_code == 200
+    assert rv.text == "about None"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import typing as t
 
 import pytest
+from conftest import FakeClock
 from flask import Flask
 
 from flask_conversation import Conversation
-from flask_conversation import ConversationScope
 from flask_conversation import conversation_begun
 from flask_conversation import conversation_destroyed
 from flask_conversation import conversation_ended
+from flask_conversation import ConversationScope
 from flask_conversation.testing import ConversationClient
-from conftest import FakeClock
 
 
 @pytest.fixture
@@ -74,7 +74,9 @@ def test_temporary_sends_nothing(events: list[tuple[str, t.Any]], api: Conversat
     assert events == []
 
 
-def test_evicted(app: Flask, events: list[tuple[str, t.Any]], api: ConversationClient, clock: FakeClock) -> None:
+def test_evicted(
+    app: Flask, events: list[tuple[str, t.Any]], api: ConversationClient, clock: FakeClock
+) -> None:
     app.config["CONVERSATION_MAX_COUNT"] = 1
     first = api.post("/begin").json["id"]
     clock.advance(1)

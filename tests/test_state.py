@@ -8,12 +8,12 @@ import datetime
 import uuid
 
 import pytest
-from flask import Flask
 from flask import abort
+from flask import Flask
 from flask import session
 
-from flask_conversation import ConversationError
 from flask_conversation import conversation
+from flask_conversation import ConversationError
 from flask_conversation.testing import ConversationClient
 
 
@@ -192,9 +192,7 @@ def test_abort_still_commits(views: None, api: ConversationClient) -> None:
     assert api.get("/show").json["data"] == {"fine": "aborted"}
 
 
-def test_exclude_keys_live_in_the_session(
-    app: Flask, views: None, api: ConversationClient
-) -> None:
+def test_exclude_keys_live_in_the_session(app: Flask, views: None, api: ConversationClient) -> None:
     app.config["CONVERSATION_EXCLUDE"] = {"user"}
     api.post("/begin")
     assert api.post("/exclude").json == {

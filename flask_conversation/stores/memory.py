@@ -82,8 +82,7 @@ class MemoryStore(ConversationStore):
     def list_namespace(self, namespace: str) -> list[ConversationRecord]:
         with self._mutex:
             return [
-                _copy(self._records[(namespace, cid)])
-                for cid in self._index.get(namespace, ())
+                _copy(self._records[(namespace, cid)]) for cid in self._index.get(namespace, ())
             ]
 
     def namespaces(self) -> dict[str, int]:
