@@ -115,12 +115,14 @@ class Svg:
 
 
 def temporary_vs_long_running() -> Svg:
-    svg = Svg(900, 300, "A temporary conversation lives for one request; a long-running one"
-              " lives from begin() to end() across requests.")
+    svg = Svg(
+        900,
+        300,
+        "A temporary conversation lives for one request; a long-running one"
+        " lives from begin() to end() across requests.",
+    )
     xs = [100, 275, 450, 625, 800]
-    labels = [
-        "GET /hotels", "POST /book", "POST /guests?cid=K3", "POST /pay?cid=K3", "GET /hotels"
-    ]
+    labels = ["GET /hotels", "POST /book", "POST /guests?cid=K3", "POST /pay?cid=K3", "GET /hotels"]
     svg.text(20, 26, "one browser tab, time →", 13, anchor="start", color=MUTED)
     for x, label in zip(xs, labels, strict=True):
         svg.rect(x - 82, 40, 164, 34, fill=GREY_BG, stroke=MUTED)
@@ -133,9 +135,9 @@ def temporary_vs_long_running() -> Svg:
         svg.text(x, 154, "gone after the request", 11, color=MUTED)
 
     svg.rect(xs[1] - 75, 100, xs[3] - xs[1] + 150, 62, fill=BLUE_BG, stroke=BLUE)
-    svg.text((xs[1] + xs[3]) / 2, 120, "long-running, id = \"K3\"", 14, bold=True, color=BLUE)
+    svg.text((xs[1] + xs[3]) / 2, 120, 'long-running, id = "K3"', 14, bold=True, color=BLUE)
     svg.text((xs[1] + xs[3]) / 2, 138, "the same data in every request, kept in the store", 12)
-    svg.text((xs[1] + xs[3]) / 2, 154, "{\"hotel\": 7, \"guests\": 2}", 12, mono=True)
+    svg.text((xs[1] + xs[3]) / 2, 154, '{"hotel": 7, "guests": 2}', 12, mono=True)
 
     svg.line(xs[1], 196, xs[1], 166, color=BLUE)
     svg.text(xs[1], 212, "conversation.begin()", 12, mono=True, color=BLUE, bold=True)
@@ -143,8 +145,13 @@ def temporary_vs_long_running() -> Svg:
     svg.line(xs[3], 196, xs[3], 166, color=BLUE)
     svg.text(xs[3], 212, "conversation.end()", 12, mono=True, color=BLUE, bold=True)
     svg.text(xs[3], 228, "destroyed after this request", 11, color=MUTED)
-    svg.text(450, 275, "A request that never begins a conversation stores nothing and"
-             " touches no store.", 12, color=MUTED)
+    svg.text(
+        450,
+        275,
+        "A request that never begins a conversation stores nothing and touches no store.",
+        12,
+        color=MUTED,
+    )
     return svg
 
 
@@ -152,20 +159,31 @@ def temporary_vs_long_running() -> Svg:
 
 
 def nested_stack() -> Svg:
-    svg = Svg(760, 360, "A stack of nested conversations: reads fall through to the"
-              " ancestors, writes stay in the current conversation.")
+    svg = Svg(
+        760,
+        360,
+        "A stack of nested conversations: reads fall through to the"
+        " ancestors, writes stay in the current conversation.",
+    )
     levels = [
-        ("root · depth 0", "id=\"booking-7\"", ['hotel: 7', 'nights: 3', 'guests: 2']),
-        ("child · depth 1", "id=\"Vq9…\"  parent=\"booking-7\"", ['card: "visa"']),
-        ("grandchild · depth 2", "id=\"Zt2…\"  parent=\"Vq9…\"", ['guests: 3  (shadows 2)']),
+        ("root · depth 0", 'id="booking-7"', ["hotel: 7", "nights: 3", "guests: 2"]),
+        ("child · depth 1", 'id="Vq9…"  parent="booking-7"', ['card: "visa"']),
+        ("grandchild · depth 2", 'id="Zt2…"  parent="Vq9…"', ["guests: 3  (shadows 2)"]),
     ]
     y = 30
     for i, (title, ident, keys) in enumerate(levels):
         x = 40 + i * 40
         h = 40 + 18 * len(keys)
         current = i == len(levels) - 1
-        svg.rect(x, y, 380, h, fill=GREEN_BG if current else BLUE_BG,
-                 stroke=GREEN if current else BLUE, width=2.5 if current else 1.5)
+        svg.rect(
+            x,
+            y,
+            380,
+            h,
+            fill=GREEN_BG if current else BLUE_BG,
+            stroke=GREEN if current else BLUE,
+            width=2.5 if current else 1.5,
+        )
         svg.text(x + 12, y + 20, title, 13, anchor="start", bold=True)
         svg.text(x + 368, y + 20, ident, 11, anchor="end", mono=True, color=MUTED)
         for j, key in enumerate(keys):
@@ -175,19 +193,25 @@ def nested_stack() -> Svg:
         y += h + 22
     svg.text(240, y + 4, "conversation (current)", 12, color=GREEN, bold=True)
 
-    svg.text(600, 50, "conversation[\"hotel\"]", 12, mono=True, bold=True)
+    svg.text(600, 50, 'conversation["hotel"]', 12, mono=True, bold=True)
     svg.text(600, 68, "→ 7, read from the root", 12)
-    svg.text(600, 108, "conversation[\"guests\"]", 12, mono=True, bold=True)
+    svg.text(600, 108, 'conversation["guests"]', 12, mono=True, bold=True)
     svg.text(600, 126, "→ 3, the child's own value", 12)
-    svg.text(600, 166, "conversation[\"x\"] = 1", 12, mono=True, bold=True)
+    svg.text(600, 166, 'conversation["x"] = 1', 12, mono=True, bold=True)
     svg.text(600, 184, "→ written to the grandchild;", 12)
     svg.text(600, 200, "ancestors never change", 12)
     svg.text(600, 240, "conversation.stack", 12, mono=True, bold=True)
     svg.text(600, 258, "→ [root, child, grandchild]", 12)
     svg.text(600, 274, "(breadcrumbs)", 12, color=MUTED)
     svg.line(520, 110, 470, 110, color=MUTED, arrow=False, dash=True)
-    svg.text(380, 345, "Like collections.ChainMap(grandchild, child, root). end() on the"
-             " grandchild returns to the child.", 12, color=MUTED)
+    svg.text(
+        380,
+        345,
+        "Like collections.ChainMap(grandchild, child, root). end() on the"
+        " grandchild returns to the child.",
+        12,
+        color=MUTED,
+    )
     return svg
 
 
@@ -195,8 +219,11 @@ def nested_stack() -> Svg:
 
 
 def two_tabs() -> Svg:
-    svg = Svg(760, 360, "Two browser tabs of one user: one namespace, two stacks that"
-              " never see each other.")
+    svg = Svg(
+        760,
+        360,
+        "Two browser tabs of one user: one namespace, two stacks that never see each other.",
+    )
     # Browser window with two tabs.
     svg.rect(20, 30, 300, 290, fill=GREY_BG, stroke=MUTED)
     svg.text(170, 52, "one browser, one session cookie", 12, color=MUTED)
@@ -208,22 +235,27 @@ def two_tabs() -> Svg:
         svg.text(52, y + 22, name, 14, anchor="start", bold=True)
         svg.rect(52, y + 34, 236, 26, fill=GREY_BG, stroke=MUTED, rx=13)
         svg.text(64, y + 52, url, 12, anchor="start", mono=True)
-        svg.text(52, y + 84, f"links and forms carry cid={cid}", 12, anchor="start",
-                 color=MUTED)
+        svg.text(52, y + 84, f"links and forms carry cid={cid}", 12, anchor="start", color=MUTED)
         svg.line(300, y + 47, 440, y + 47, color=BLUE)
 
     # The namespace with two stacks.
     svg.rect(430, 30, 310, 290, fill="white", stroke=INK, dash=True)
     svg.text(585, 52, "namespace (a token in the session)", 12, color=MUTED)
-    for i, (cid, data) in enumerate([("A1", "city: \"Paris\""), ("B7", "city: \"Rome\"")]):
+    for i, (cid, data) in enumerate([("A1", 'city: "Paris"'), ("B7", 'city: "Rome"')]):
         y = 90 + i * 125
         svg.rect(450, y - 24, 270, 80, fill=BLUE_BG, stroke=BLUE)
         svg.text(462, y - 4, f"stack {cid}", 13, anchor="start", bold=True)
         svg.text(708, y - 4, "own lock", 11, anchor="end", color=MUTED)
         svg.text(462, y + 20, data, 12, anchor="start", mono=True)
         svg.text(462, y + 40, "guests: 2", 12, anchor="start", mono=True)
-    svg.text(380, 345, "A request of tab 1 never waits for tab 2 and never overwrites"
-             " its data (with MemoryStore or RedisStore).", 12, color=MUTED)
+    svg.text(
+        380,
+        345,
+        "A request of tab 1 never waits for tab 2 and never overwrites"
+        " its data (with MemoryStore or RedisStore).",
+        12,
+        color=MUTED,
+    )
     return svg
 
 
@@ -257,9 +289,7 @@ class Sequence:
 
     def draw(self) -> Svg:
         heights = {"msg": 34, "note": 34, "gap": 0}
-        total = 80 + sum(
-            heights[k] if k != "gap" else _int(args[0]) for k, args in self.items
-        ) + 30
+        total = 80 + sum(heights[k] if k != "gap" else _int(args[0]) for k, args in self.items) + 30
         svg = Svg(self.width, total, self.title)
         for p, x in self.x.items():
             svg.rect(x - 80, 14, 160, 32, fill=BLUE_BG, stroke=BLUE)
@@ -294,11 +324,11 @@ def request_lifecycle() -> Svg:
     )
     seq.msg("Browser", "Flask view", "POST /guests?cid=K3")
     seq.note("ConversationScope", "before_request: nothing yet, no I/O")
-    seq.msg("Flask view", "ConversationScope", "conversation[\"hotel\"]")
-    seq.msg("ConversationScope", "Store", "acquire(ns, \"K3\")", color=BLUE)
+    seq.msg("Flask view", "ConversationScope", 'conversation["hotel"]')
+    seq.msg("ConversationScope", "Store", 'acquire(ns, "K3")', color=BLUE)
     seq.note("Store", "lock the stack's root, load root..K3")
     seq.msg("Store", "ConversationScope", "the chain of records", reply=True, color=BLUE)
-    seq.msg("Flask view", "ConversationScope", "conversation[\"guests\"] = 2")
+    seq.msg("Flask view", "ConversationScope", 'conversation["guests"] = 2')
     seq.note("ConversationScope", "changes kept in memory, no I/O")
     seq.msg("Flask view", "ConversationScope", "after_request: commit")
     seq.msg("ConversationScope", "Store", "commit(ns, batch)", color=BLUE)
@@ -316,16 +346,20 @@ def end_and_redirect() -> Svg:
         ["Browser", "Flask view", "Store"],
     )
     seq.msg("Browser", "Flask view", "POST /confirm?cid=K3")
-    seq.note("Flask view", "conversation.end(); redirect(url_for_cid(\"done\"))")
+    seq.note("Flask view", 'conversation.end(); redirect(url_for_cid("done"))')
     seq.msg("Flask view", "Store", "commit: K3 ended, kept one more request", color=BLUE)
     seq.msg("Flask view", "Browser", "303 Location: /done?cid=K3", reply=True)
     seq.msg("Browser", "Flask view", "GET /done?cid=K3")
     seq.msg("Flask view", "Store", "acquire: the ended K3, then delete it", color=BLUE)
-    seq.msg("Flask view", "Browser", "200 confirmation page (temporary, K3's data)",
-            reply=True)
+    seq.msg("Flask view", "Browser", "200 confirmation page (temporary, K3's data)", reply=True)
     seq.msg("Browser", "Flask view", "reload: GET /done?cid=K3", color=RED)
-    seq.msg("Flask view", "Browser", "404 NonexistentConversation (or a redirect)",
-            reply=True, color=RED)
+    seq.msg(
+        "Flask view",
+        "Browser",
+        "404 NonexistentConversation (or a redirect)",
+        reply=True,
+        color=RED,
+    )
     return seq.draw()
 
 

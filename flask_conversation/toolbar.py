@@ -305,10 +305,7 @@ class ConversationPanel(DebugPanel):
             missing=state.missing,
             propagated=response.headers.get(header) or state.cid_to_propagate(),
             data=_json(dict(conv)),
-            stack=[
-                _Level(c.id, c.description, str(c.timeout), _json(c._data))
-                for c in conv.stack
-            ]
+            stack=[_Level(c.id, c.description, str(c.timeout), _json(c._data)) for c in conv.stack]
             if conv.long_running
             else [],
         )
@@ -383,7 +380,8 @@ def _commit_runs_first(app: t.Any) -> bool:
     # precedes the toolbar's drawing if it was registered after it.
     funcs = list(app.after_request_funcs.get(None, ()))
     toolbar = [
-        i for i, f in enumerate(funcs)
+        i
+        for i, f in enumerate(funcs)
         if getattr(f, "__name__", "") == "process_response"
         and type(getattr(f, "__self__", None)).__name__ == "DebugToolbarExtension"
     ]

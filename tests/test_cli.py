@@ -89,8 +89,19 @@ def cli_redis_url(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[str]:
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -165,7 +176,15 @@ def test_list_one_namespace(listing_store: ConversationStore, clock: FakeClock) 
     assert result.exit_code == 0, result.output
     header, *rows = result.output.splitlines()
     assert header.split() == [
-        "ID", "PARENT", "DEPTH", "AGE", "IDLE", "EXPIRES", "IN", "SIZE", "DESCRIPTION"
+        "ID",
+        "PARENT",
+        "DEPTH",
+        "AGE",
+        "IDLE",
+        "EXPIRES",
+        "IN",
+        "SIZE",
+        "DESCRIPTION",
     ]
     by_id = {row.split()[0]: row.split() for row in rows}
     assert set(by_id) == {root, child}

@@ -130,8 +130,12 @@ def test_every_public_name_is_documented() -> None:
     documented = set(re.findall(r"^\.\. (?:auto\w+|data):: (\w+)", text, re.M))
     assert set(flask_conversation.__all__) - documented == set()
     assert {
-        "ConversationStore", "ConversationRecord", "SessionStore", "MemoryStore",
-        "RedisStore", "ConversationClient",
+        "ConversationStore",
+        "ConversationRecord",
+        "SessionStore",
+        "MemoryStore",
+        "RedisStore",
+        "ConversationClient",
     } <= documented
 
 
