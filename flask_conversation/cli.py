@@ -156,7 +156,9 @@ def _jsonable(value: t.Any) -> t.Any:
     return repr(value)
 
 
-@conversation_cli.command("show")
+# Generated namespaces and ids may begin with "-": read them as arguments,
+# not as unknown options.
+@conversation_cli.command("show", context_settings={"ignore_unknown_options": True})
 @click.argument("namespace")
 @click.argument("cid")
 def show_command(namespace: str, cid: str) -> None:

@@ -4,6 +4,7 @@ against MemoryStore, a real Redis and the session store that cannot list.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -229,6 +230,25 @@ def test_show_prints_the_data_as_json(listing_store: ConversationStore) -> None:
     # A child's own data only: inherited keys live in the parent's record.
     result = run(app, "show", ns, child)
     assert json.loads(result.stdout) == {"card": "visa"}
+
+
+def test_ids_that_look_like_options(clock: FakeClock) -> None:
+    # token_urlsafe() may begin a namespace or an id with "-".
+    store = MemoryStore(clock=clock)
+    app = make_app(store)
+    ns, root, _ = fill(app)
+    record = store.load(ns, root)
+    assert record is not None
+    for name in ("-Gx1", "--dash"):
+        store.save(dataclasses.replace(record, namespace=name, id=name))
+
+        result = run(app, "show", name, name)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["hotel"] == "Ritz"
+
+        result = run(app, "list", "--namespace", name)
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[1].split()[0] == name
 
 
 def test_show_unknown_conversation(listing_store: ConversationStore) -> None:
