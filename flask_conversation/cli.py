@@ -138,7 +138,8 @@ def list_command(namespace: str | None) -> None:
         click.echo(f"No conversations in namespace {namespace!r}.")
         return
     now = store.clock()
-    records.sort(key=lambda r: r.last_access, reverse=True)
+    # Most recently used first; a stack used together lists root first.
+    records.sort(key=lambda r: (-r.last_access, r.depth, r.id))
     _table(
         ("ID", "PARENT", "DEPTH", "AGE", "IDLE", "EXPIRES IN", "SIZE", "DESCRIPTION"),
         [_describe(r, now) for r in records],
