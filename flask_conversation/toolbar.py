@@ -340,7 +340,8 @@ class ConversationPanel(DebugPanel):
         if not snap.used:
             what = "not used"
         elif snap.long_running:
-            what = f"{snap.id} (depth {len(snap.stack) - 1})"
+            # The toolbar prints subtitles in small caps: no case-sensitive id.
+            what = f"long-running, depth {len(snap.stack) - 1}"
         else:
             what = "temporary"
         return f"{what}, {self.round_trips} round trips"

@@ -93,6 +93,7 @@ def test_panel_shows_stack_data_and_store_calls() -> None:
 
     panel = panel_html(page)
 
+    assert "long-running, depth 1, " in page  # the toolbar's subtitle
     assert f"<th>id</th><td>{child}</td>" in panel
     assert "<th>long_running</th><td>True</td>" in panel
     assert "<th>nested</th><td>True</td>" in panel
