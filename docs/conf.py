@@ -30,6 +30,7 @@ extensions = [
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented_params"
 autodoc_preserve_defaults = True
 # Literal blocks (``::``) are plain text; Python is always an explicit
 # ``code-block:: python``, which the test suite runs.
