@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 import textwrap
 import typing as t
 from pathlib import Path
@@ -137,6 +139,30 @@ def test_every_public_name_is_documented() -> None:
         "RedisStore",
         "ConversationClient",
     } <= documented
+
+
+def test_docs_build_without_warnings(tmp_path: Path) -> None:
+    pytest.importorskip("sphinx")
+    pytest.importorskip("pallets_sphinx_themes")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(DOCS),
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "html" / "index.html").exists()
 
 
 def test_pictures_are_up_to_date(tmp_path: Path) -> None:
