@@ -22,10 +22,18 @@ pytest.importorskip("asgiref")
 @pytest.fixture
 def views(app: Flask) -> None:
     @app.post("/hotels/<int:hotel_id>/book")
-    @begin_conversation(id=lambda hotel_id: f"booking-{hotel_id}", join=True, description="Booking")
+    @begin_conversation(
+        id=lambda hotel_id: f"booking-{hotel_id}",
+        join=True,
+        description=lambda hotel_id: f"Booking: hotel {hotel_id}",
+    )
     def book(hotel_id: int) -> dict[str, t.Any]:
         conversation.setdefault("hotel", hotel_id)
-        return {"id": conversation.id, "lr": conversation.long_running}
+        return {
+            "id": conversation.id,
+            "lr": conversation.long_running,
+            "description": conversation.description,
+        }
 
     @app.post("/async/book")
     @begin_conversation(timeout=60)
