@@ -89,7 +89,8 @@ return out
 #            s [[cid, meta, value, ttl_ms]], d [[cid, reason or ""]],
 #            u [[root, token]]
 #   returns  {-1, root} a lock is held by another owner (nothing written),
-#            {1, created, cid, reason, cid, reason, ...}
+#            {1, created, cid, reason, cid, reason, ...}; created is 1
+#            when the namespace had no live record before and has one now
 _COMMIT = """
 local base, now = ARGV[1], tonumber(ARGV[2])
 local batch = cjson.decode(ARGV[3])
@@ -108,10 +109,13 @@ end
 
 local records, order = {}, {}
 local flat = redis.call('HGETALL', index)
-local created = #flat == 0
+-- Empty by the clock: the registry may have dropped the namespace.
+local created = true
 for i = 1, #flat, 2 do
-  records[flat[i]] = cjson.decode(flat[i + 1])
+  local r = cjson.decode(flat[i + 1])
+  records[flat[i]] = r
   order[#order + 1] = flat[i]
+  if r.a + r.t > now then created = false end
 end
 local saving = {}
 for _, s in ipairs(batch.s) do saving[s[1]] = cjson.decode(s[2]) end
@@ -234,11 +238,15 @@ return out
 """
 
 # Write one record and its index entry.
-#   KEYS[1]  the index; ARGV base, cid, meta, value, ttl_ms
-#   returns  1 if the index was created
+#   KEYS[1]  the index; ARGV base, cid, meta, value, ttl_ms, now
+#   returns  1 if the namespace had no live record before
 _SAVE = """
-local index, ttl = KEYS[1], tonumber(ARGV[5])
-local created = redis.call('EXISTS', index) == 0
+local index, ttl, now = KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6])
+local created = true
+for _, meta in ipairs(redis.call('HVALS', index)) do
+  local r = cjson.decode(meta)
+  if r.a + r.t > now then created = false end
+end
 redis.call('SET', ARGV[1] .. 'c:' .. ARGV[2], ARGV[4], 'PX', ttl)
 redis.call('HSET', index, ARGV[2], ARGV[3])
 if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
@@ -477,7 +485,7 @@ class RedisStore(ConversationStore):
 
     def _register(self, namespace: str) -> None:
         # Another slot than the namespace's keys, so a call of its own; made
-        # only when a namespace's index is created. Listing is a tool for
+        # only when a namespace gets its first live record. Listing is a tool for
         # operators, so a failure here must not fail the request.
         try:
             self._call(self.client.zadd, self.registry_key, {namespace: self.clock()})
@@ -520,6 +528,7 @@ class RedisStore(ConversationStore):
 
         :param record: the record to write.
         """
+        now = self.clock()
         created = self._call(
             self._save,
             keys=[self.index_key(record.namespace)],
@@ -528,7 +537,8 @@ class RedisStore(ConversationStore):
                 record.id,
                 self._meta(record),
                 self._value(record),
-                self._ttl_ms(record, self.clock()),
+                self._ttl_ms(record, now),
+                repr(float(now)),
             ],
         )
         if int(created):
