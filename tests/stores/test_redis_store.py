@@ -418,3 +418,55 @@ def test_the_app_answers_503_and_recovers(spare_redis_server: RedisServer) -> No
         assert tab.post(f"/incr?cid={cid}").text == "3"
     finally:
         client.close()
+
+
+def test_a_client_that_decodes_responses(
+    redis_server: RedisServer, redis_client: redis.Redis, make: Records
+) -> None:
+    client = redis_server.client(decode_responses=True)
+    try:
+        store = RedisStore(client, clock=make.clock)
+        root = make("root", data='{"s":"é"}')
+        store.save(root)
+        store.save(make("child", root))
+        acquired = store.acquire("ns", "child", 0)
+        assert acquired is not None and [r.id for r in acquired.chain] == ["root", "child"]
+        assert store.commit(
+            "ns", CommitBatch(deletes={"child": "ended"}, unlock={"root": acquired.token})
+        ) == [("child", "ended")]
+        assert store.list_namespace("ns") == [root]
+        assert store.namespaces() == {"ns": 1}
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("setting", ["CONVERSATION_REDIS", "SESSION_REDIS"])
+@pytest.mark.parametrize("as_url", [True, False])
+def test_chosen_by_config(
+    redis_server: RedisServer, redis_client: redis.Redis, setting: str, as_url: bool
+) -> None:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY="k",
+        CONVERSATION_STORE="redis",
+        **{setting: redis_server.url if as_url else redis_client},
+    )
+    ConversationScope(app)
+    app.test_client_class = ConversationClient
+
+    @app.post("/begin")
+    def begin() -> str:
+        conversation.begin()
+        conversation["n"] = 1
+        return str(conversation.id)
+
+    store = app.extensions["conversation"].store
+    try:
+        assert isinstance(store, RedisStore)
+        cid = app.test_client().post("/begin").text
+        record = store.load(store.namespaces().popitem()[0], cid)
+        assert record is not None and json.loads(record.data) == {"n": 1}
+        assert redis_client.exists(store.record_key(record.namespace, cid))
+    finally:
+        if as_url:
+            store.client.close()
