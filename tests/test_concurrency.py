@@ -13,6 +13,7 @@ reported: it shares the session's last-writer-wins behaviour.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,11 +21,13 @@ import sys
 import threading
 import time
 import typing as t
+import urllib.error
+import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
-import requests
 from redis_servers import free_port
 from redis_servers import RedisServer
 
@@ -80,9 +83,10 @@ class Gunicorn:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as rv:
+                    if rv.status == 200:
+                        return
+            except OSError:
                 # Refused before the socket is bound, or a worker still booting.
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -119,29 +123,42 @@ def serve(
         server.stop()
 
 
+class Response(t.NamedTuple):
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> t.Any:
+        return json.loads(self.body)
+
+
 class Browser:
     """One browser: a cookie jar shared by every tab and thread."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
 
-    def send(
-        self, method: str, path: str, cid: str | None = None
-    ) -> tuple[requests.Response, float]:
+    def send(self, method: str, path: str, cid: str | None = None) -> tuple[Response, float]:
         """Send a request from a tab of this browser; returns the response
         and the seconds it took.
         """
-        with requests.Session() as http:
-            http.cookies = self.jar  # type: ignore[assignment]
-            start = time.monotonic()
-            rv = http.request(
-                method,
-                f"{self.url}{path}",
-                params={"cid": cid} if cid else None,
-                timeout=60,
-            )
-            return rv, time.monotonic() - start
+        url = f"{self.url}{path}"
+        if cid:
+            url += ("&" if "?" in url else "?") + urlencode({"cid": cid})
+        req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+        start = time.monotonic()
+        try:
+            with self.opener.open(req, timeout=60) as rv:
+                body = rv.read()
+                status = rv.status
+                headers = dict(rv.headers)
+        except urllib.error.HTTPError as e:
+            with e:
+                body = e.read()
+                status = e.code
+                headers = dict(e.headers)
+        return Response(status, headers, body), time.monotonic() - start
 
 
 def run_threads(target: t.Callable[[int], None], count: int) -> None:
