@@ -5,10 +5,12 @@ Layout of the keys of one namespace, all under one hash tag so that the
 namespace lives in one slot of a Redis Cluster and a script may touch any of
 them::
 
-    {prefix}{<namespace>}:c:<cid>     one record (JSON), expires natively
-    {prefix}{<namespace>}:l:<root>    the lock of one stack (owner token)
-    {prefix}{<namespace>}:i           index: cid -> small JSON metadata
-    {prefix}namespaces                every namespace, for the CLI only
+    <prefix>{<tag>}:c:<cid>     one record (JSON), expires natively
+    <prefix>{<tag>}:l:<root>    the lock of one stack (owner token)
+    <prefix>{<tag>}:i           index: cid -> small JSON metadata
+    <prefix>namespaces          every namespace, for the CLI only
+
+where ``<tag>`` is the namespace made safe by :func:`hash_tag`.
 
 The index holds what the commit rules need (parent, root, last access,
 timeout, ended), so a commit never reads the records' data and listing a
@@ -358,8 +360,14 @@ class RedisStore(ConversationStore):
         Redis is back works normally.
 
     Expired conversations are reported (``conversation_destroyed`` with
-    reason ``"expired"``) when the next commit in their namespace notices
-    them; those Redis already dropped by itself are not reported.
+    reason ``"expired"``) by the next commit in their namespace. The
+    namespace's index remembers them until the last conversation of the
+    namespace expires; when a whole namespace expired in Redis, nothing is
+    reported.
+
+    Redis should not evict keys by itself (``maxmemory-policy
+    noeviction``): an evicted lock lets two requests into one stack, an
+    evicted record looks like an expired conversation.
 
     :param client: a :class:`redis.Redis` or
         :class:`redis.cluster.RedisCluster` client. Its retry and timeout
