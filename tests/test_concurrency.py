@@ -62,9 +62,13 @@ class Gunicorn:
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "gunicorn",
-                    "--bind", f"127.0.0.1:{self.port}",
-                    "--graceful-timeout", "5",
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--graceful-timeout",
+                    "5",
                     *SERVING[store],
                     "concurrency_app:create_app()",
                 ],
@@ -104,9 +108,7 @@ class Gunicorn:
 
 
 @pytest.fixture
-def serve(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> t.Iterator[t.Callable[..., Gunicorn]]:
+def serve(tmp_path: Path, request: pytest.FixtureRequest) -> t.Iterator[t.Callable[..., Gunicorn]]:
     servers: list[Gunicorn] = []
 
     def start(store: str, **env: str) -> Gunicorn:
@@ -242,16 +244,16 @@ def tabs_at_once(server: Gunicorn) -> dict[str, t.Any]:
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])
-def test_one_counter_loses_no_update(
-    store: str, serve: t.Callable[..., Gunicorn]
-) -> None:
+def test_one_counter_loses_no_update(store: str, serve: t.Callable[..., Gunicorn]) -> None:
     lock_timeout = 0.25
     server = serve(store, CONC_LOCK_TIMEOUT=str(lock_timeout))
     result = one_counter(server, pause=0.01)
     RESULTS[f"one counter, {store}"] = result
-    print(f"\n{store}: {result['ok']} of {result['sent']} got 200, "
-          f"{len(result['busy'])} got 503, final value {result['final']}, "
-          f"lost updates {result['lost']}")
+    print(
+        f"\n{store}: {result['ok']} of {result['sent']} got 200, "
+        f"{len(result['busy'])} got 503, final value {result['final']}, "
+        f"lost updates {result['lost']}"
+    )
     assert result["other"] == []
     assert result["ok"] > 0
     assert result["final"] == result["ok"]
@@ -262,9 +264,7 @@ def test_one_counter_loses_no_update(
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])
-def test_busy_only_after_the_lock_timeout(
-    store: str, serve: t.Callable[..., Gunicorn]
-) -> None:
+def test_busy_only_after_the_lock_timeout(store: str, serve: t.Callable[..., Gunicorn]) -> None:
     """Requests far slower than the lock timeout: the others give up, each
     after waiting the timeout, and what did run is all counted.
     """
@@ -289,14 +289,14 @@ def test_busy_only_after_the_lock_timeout(
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])
-def test_tabs_never_wait_for_each_other(
-    store: str, serve: t.Callable[..., Gunicorn]
-) -> None:
+def test_tabs_never_wait_for_each_other(store: str, serve: t.Callable[..., Gunicorn]) -> None:
     server = serve(store)
     result = tabs_at_once(server)
     RESULTS[f"tabs, {store}"] = result
-    print(f"\n{store}: tabs met in every round: {result['met']}, counters "
-          f"{result['finals']}, lost updates {result['lost']}, {result['seconds']} s")
+    print(
+        f"\n{store}: tabs met in every round: {result['met']}, counters "
+        f"{result['finals']}, lost updates {result['lost']}, {result['seconds']} s"
+    )
     assert result["met"]
     assert result["finals"] == [ROUNDS] * TABS
     assert all(codes == [200] * ROUNDS for codes in result["statuses"].values())

@@ -558,9 +558,7 @@ class RedisStore(ConversationStore):
         :param namespace: the namespace of the record.
         :param cid: the conversation id.
         """
-        self._call(
-            self._delete, keys=[self.index_key(namespace)], args=[self.base(namespace), cid]
-        )
+        self._call(self._delete, keys=[self.index_key(namespace)], args=[self.base(namespace), cid])
 
     def list_namespace(self, namespace: str) -> list[ConversationRecord]:
         """Every record of the namespace in one script call, through the
@@ -568,9 +566,7 @@ class RedisStore(ConversationStore):
 
         :param namespace: the namespace to list.
         """
-        rv = self._call(
-            self._list, keys=[self.index_key(namespace)], args=[self.base(namespace)]
-        )
+        rv = self._call(self._list, keys=[self.index_key(namespace)], args=[self.base(namespace)])
         return [self._record(namespace, rv[i], rv[i + 1]) for i in range(0, len(rv), 2)]
 
     def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
@@ -688,10 +684,7 @@ class RedisStore(ConversationStore):
         payload = {
             "m": batch.max_count,
             "k": sorted(batch.keep_roots),
-            "s": [
-                [r.id, self._meta(r), self._value(r), self._ttl_ms(r, now)]
-                for r in batch.saves
-            ],
+            "s": [[r.id, self._meta(r), self._value(r), self._ttl_ms(r, now)] for r in batch.saves],
             "d": [[cid, reason or ""] for cid, reason in batch.deletes.items()],
             "u": [[root_id, token] for root_id, token in batch.unlock.items()],
         }
@@ -727,4 +720,3 @@ def _waits(timeout: float) -> t.Iterator[None]:
             return
         time.sleep(min(pause, left))
         pause = min(pause * 2, 0.05)
-

@@ -64,9 +64,7 @@ def test_a_namespace_lives_in_one_slot(
         held = store.lock(ns, "natural-id", 1)
         assert held is not None
         slots = {
-            key_slot(key.encode())
-            for key in all_keys(client)
-            if key.startswith(store.base(ns))
+            key_slot(key.encode()) for key in all_keys(client) if key.startswith(store.base(ns))
         }
         # records, index and both locks
         assert len([k for k in all_keys(client) if k.startswith(store.base(ns))]) == 5
