@@ -74,7 +74,7 @@ def views(app: Flask) -> None:
 
 def test_begin_decorator_with_natural_id(views: None, api: ConversationClient) -> None:
     rv = api.post("/hotels/7/book")
-    assert rv.json == {"id": "booking-7", "lr": True}
+    assert rv.json == {"id": "booking-7", "lr": True, "description": "Booking: hotel 7"}
     # Joined, not duplicated, from another tab.
     other = api.new_tab()
     assert other.post("/hotels/7/book").json["id"] == "booking-7"
