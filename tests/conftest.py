@@ -15,8 +15,10 @@ from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
 from flask_conversation.testing import ConversationClient
 
+pytest_plugins = ["redis_servers"]
+
 #: Every way conversations can be kept. Each names a builder below.
-STORES = ["cookie", "cachelib", "memory"]
+STORES = ["cookie", "cachelib", "memory", "redis", "redis-cluster"]
 
 
 class FakeClock:
@@ -59,8 +61,18 @@ def _memory(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> Con
 def _redis(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> ConversationStore:
     from flask_conversation.stores import RedisStore
 
+    # The fixture empties the server before each test.
     client = request.getfixturevalue("redis_client")
-    return RedisStore(client, prefix=f"test{id(app)}:", clock=clock)  # type: ignore[no-any-return]
+    return RedisStore(client, clock=clock)  # type: ignore[no-any-return]
+
+
+def _redis_cluster(
+    app: Flask, clock: FakeClock, request: pytest.FixtureRequest
+) -> ConversationStore:
+    from flask_conversation.stores import RedisStore
+
+    client = request.getfixturevalue("redis_cluster_client")
+    return RedisStore(client, clock=clock)  # type: ignore[no-any-return]
 
 
 BUILDERS: dict[str, t.Callable[[Flask, FakeClock, pytest.FixtureRequest], ConversationStore]] = {
@@ -68,6 +80,7 @@ BUILDERS: dict[str, t.Callable[[Flask, FakeClock, pytest.FixtureRequest], Conver
     "cachelib": _cachelib,
     "memory": _memory,
     "redis": _redis,
+    "redis-cluster": _redis_cluster,
 }
 
 
