@@ -35,7 +35,6 @@ from werkzeug.wrappers import Response
 
 from .conversation import Conversation
 from .conversation import to_seconds
-from .errors import BusyConversation
 from .errors import ContextNotActive
 from .errors import ConversationError
 from .errors import ConversationIdInUse
@@ -248,16 +247,21 @@ class RequestState:
         namespace = self.namespace()
         if namespace is None or cid in self.deletes:
             return None
-        chain = self.store.load_chain(namespace, cid)
-        if chain is None or chain[-1].ended:
-            return None
-        if chain[0].id not in self.locks:
-            acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
-            if acquired is None:
+        if self.locks:
+            # It may be in a stack this request holds: look before locking,
+            # or the request would wait for itself.
+            chain = self.store.load_chain(namespace, cid)
+            if chain is None or chain[-1].ended:
                 return None
-            self.locks[acquired.root_id] = acquired.token
-            chain = acquired.chain
-        return self._adopt(chain)
+            if chain[0].id in self.locks:
+                return self._adopt(chain)
+        acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+        if acquired is None:
+            return None
+        self.locks[acquired.root_id] = acquired.token
+        if acquired.chain[-1].ended:
+            return None
+        return self._adopt(acquired.chain)
 
     def begin(
         self,
@@ -289,12 +293,6 @@ class RequestState:
         namespace = self.namespace(create=True)
         assert namespace is not None
         new_id = id or secrets.token_urlsafe(16)
-        if id is not None and not conv.long_running:
-            # Nobody else may create the same natural root while we do.
-            token = self.store.lock(namespace, id, self.settings.lock_timeout)
-            if token is None:
-                raise BusyConversation()
-            self.locks.setdefault(id, token)
 
         if conv.long_running:
             depth = conv.depth + 1
