@@ -125,7 +125,12 @@ class ConversationScope:
         """
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        store = store or self._store or store_from_config(app.config)
+        # Not ``store or ...``: a store that defines ``__len__`` is falsy
+        # while empty, and would be silently replaced by the config's.
+        if store is None:
+            store = self._store
+        if store is None:
+            store = store_from_config(app.config)
         app.extensions["conversation"] = _AppState(self, store)
 
         app.url_defaults(auto_propagate)
