@@ -58,9 +58,9 @@ class ConversationSerializer(TaggedJSONSerializer):
         :raise TypeError: a value of a type JSON does not carry.
         :raise ValueError: ``NaN`` or infinity.
         """
-        return json.dumps(
-            self.tag(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        if not _is_plain(value, self.tags):
+            value = self.tag(value)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
     def loads(self, value: str) -> t.Any:
         """Load data serialized by :meth:`dumps`.
@@ -68,6 +68,24 @@ class ConversationSerializer(TaggedJSONSerializer):
         :param value: the JSON text.
         """
         return self._untag_scan(json.loads(value))
+
+
+def _is_plain(value: t.Any, tags: t.Mapping[str, t.Any]) -> bool:
+    """Whether tagging ``value`` would give back an equal structure: only
+    exact JSON types, ``str`` keys, and no one-key dict whose key looks like
+    a tag. Such data skips the tagging walk, which costs more than the JSON
+    encoding itself.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return True
+    if kind is dict:
+        if len(value) == 1 and next(iter(value)) in tags:
+            return False
+        return all(type(k) is str and _is_plain(v, tags) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain(v, tags) for v in value)
+    return False
 
 
 def dump_data(
