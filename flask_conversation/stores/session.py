@@ -9,7 +9,9 @@ from flask import session
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.http import dump_cookie
 
+from ..errors import BusyConversation
 from ..errors import ConversationError
+from .base import Acquired
 from .base import CommitBatch
 from .base import ConversationRecord
 from .base import ConversationStore
@@ -79,6 +81,19 @@ class SessionStore(ConversationStore):
 
     def unlock(self, namespace: str, root_id: str, token: str) -> None:
         self._locks.release(namespace, root_id, token)
+
+    def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
+        # The records live in this request's own copy of the session, which
+        # no other request can change while we wait for the lock: the chain
+        # read before locking is the one the base class would read again.
+        chain = self.load_chain(namespace, cid)
+        if chain is None:
+            return None
+        root_id = chain[0].id
+        token = self.lock(namespace, root_id, timeout)
+        if token is None:
+            raise BusyConversation()
+        return Acquired(root_id, token, chain)
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
         # One new mapping, checked against the cookie limit, then assigned:
