@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import click
 from flask.cli import AppGroup
 
 conversation_cli = AppGroup("conversation", help="Inspect and maintain stored conversations.")

@@ -21,7 +21,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
 _MISSING: t.Any = object()
 
 #: A timeout given as a :class:`~datetime.timedelta` or as seconds.
-Timeout = t.Union[timedelta, int, float]
+Timeout: t.TypeAlias = "timedelta | int | float"
 
 
 def to_seconds(value: Timeout, name: str = "timeout") -> float:

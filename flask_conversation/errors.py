@@ -36,8 +36,7 @@ class ConversationIdInUse(ConversationError):
 
     def __init__(self, cid: str) -> None:
         super().__init__(
-            f"The conversation id {cid!r} is already in use; pass join=True to"
-            " switch to it."
+            f"The conversation id {cid!r} is already in use; pass join=True to switch to it."
         )
         self.cid = cid
 
@@ -60,10 +59,7 @@ class NonexistentConversation(ConversationError, NotFound):
     :param cid: the cid that the request named.
     """
 
-    description = (
-        "The conversation this page belongs to has ended or expired. Please"
-        " start again."
-    )
+    description = "The conversation this page belongs to has ended or expired. Please start again."
 
     def __init__(self, cid: str | None = None) -> None:
         super().__init__()
@@ -77,10 +73,7 @@ class BusyConversation(ConversationError, ServiceUnavailable):
     :param retry_after: seconds the client should wait before retrying.
     """
 
-    description = (
-        "This conversation is busy with another request. Please try again in"
-        " a moment."
-    )
+    description = "This conversation is busy with another request. Please try again in a moment."
 
     def __init__(self, retry_after: int = 1) -> None:
         super().__init__(retry_after=retry_after)
@@ -102,9 +95,7 @@ class ConversationStoreError(ConversationError, ServiceUnavailable):
     :param retry_after: seconds the client should wait before retrying.
     """
 
-    description = (
-        "The conversation store is unavailable. Please try again in a moment."
-    )
+    description = "The conversation store is unavailable. Please try again in a moment."
 
     def __init__(self, message: str | None = None, retry_after: int = 5) -> None:
         super().__init__(retry_after=retry_after)

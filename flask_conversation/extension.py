@@ -8,19 +8,19 @@ import dataclasses
 import typing as t
 from datetime import timedelta
 
-from flask import Flask
 from flask import current_app
+from flask import Flask
 from flask.signals import got_request_exception
-from werkzeug.local import LocalProxy
 
 from .lifecycle import commit_conversation
 from .lifecycle import conversation_proxy
 from .lifecycle import get_state
 from .lifecycle import mark_failed
+from .lifecycle import peek_state
 from .lifecycle import release_conversation
 from .propagation import auto_propagate
 from .propagation import conversation_field
-from .propagation import current_cid
+from .propagation import request_names_cid
 from .propagation import url_for_cid
 from .stores.base import ConversationInfo
 from .stores.base import ConversationStore
@@ -85,8 +85,8 @@ def store_from_config(config: t.Mapping[str, t.Any]) -> ConversationStore:
             return RedisStore.from_url(client)
         return RedisStore(client)
     raise ValueError(
-        f"Unknown CONVERSATION_STORE {name!r}: use \"session\", \"memory\" or"
-        " \"redis\", or pass store= to ConversationScope."
+        f'Unknown CONVERSATION_STORE {name!r}: use "session", "memory" or'
+        ' "redis", or pass store= to ConversationScope.'
     )
 
 
@@ -125,12 +125,8 @@ class ConversationScope:
         """
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        # Not ``store or ...``: a store that defines ``__len__`` is falsy
-        # while empty, and would be silently replaced by the config's.
         if store is None:
-            store = self._store
-        if store is None:
-            store = store_from_config(app.config)
+            store = self._store if self._store is not None else store_from_config(app.config)
         app.extensions["conversation"] = _AppState(self, store)
 
         app.url_defaults(auto_propagate)
@@ -187,5 +183,8 @@ def conversations() -> list[ConversationInfo]:
 
 
 def _template_context() -> dict[str, t.Any]:
-    # Lazy: a template that never prints the cid resolves nothing.
-    return {"cid": LocalProxy(current_cid), "conversation": conversation_proxy}
+    # A plain value, so that ``cid is none`` and ``cid|tojson`` work. Without
+    # a cid in the request nothing is resolved; with one, an unknown cid gives
+    # ``None`` here and is reported only where the conversation is used.
+    cid = get_state().cid_to_propagate() if request_names_cid() or peek_state() else None
+    return {"cid": cid, "conversation": conversation_proxy}

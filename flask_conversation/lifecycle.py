@@ -270,15 +270,12 @@ class RequestState:
         timeout: float | None,
     ) -> bool:
         """See :meth:`Conversation.begin`."""
-        if id is not None and (not isinstance(id, str) or CID_RE.fullmatch(id) is None):
-            raise ValueError(
-                f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -"
-            )
         if conv.long_running and not (join or nested):
             raise ConversationStateError(
-                "A long-running conversation is already active; use join=True or"
-                " nested=True."
+                "A long-running conversation is already active; use join=True or nested=True."
             )
+        if id is not None and (not isinstance(id, str) or CID_RE.fullmatch(id) is None):
+            raise ValueError(f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
         if id is not None:
             existing = self._find(id)
             if existing is not None:
@@ -292,8 +289,8 @@ class RequestState:
         namespace = self.namespace(create=True)
         assert namespace is not None
         new_id = id or secrets.token_urlsafe(16)
-        if id is not None:
-            # Nobody else may create the same natural id while we do.
+        if id is not None and not conv.long_running:
+            # Nobody else may create the same natural root while we do.
             token = self.store.lock(namespace, id, self.settings.lock_timeout)
             if token is None:
                 raise BusyConversation()
@@ -303,8 +300,7 @@ class RequestState:
             depth = conv.depth + 1
             if depth > self.settings.max_depth:
                 raise ConversationError(
-                    f"Cannot nest deeper than CONVERSATION_MAX_DEPTH"
-                    f" ({self.settings.max_depth})."
+                    f"Cannot nest deeper than CONVERSATION_MAX_DEPTH ({self.settings.max_depth})."
                 )
             if depth + 1 > self.settings.max_count:
                 raise ConversationError(
@@ -339,9 +335,10 @@ class RequestState:
         target = conv.root if root else conv
         cid = t.cast(str, target.id)
         conversation_ended.send(self.app, conversation=target)
-        in_subtree = target in self.current.stack
+        # Identity, not ``in``: conversations are mappings, equal by content.
+        in_subtree = _within(self.current, target)
         for other_id, other in list(self.active.items()):
-            if target in other.stack:
+            if _within(other, target):
                 del self.active[other_id]
                 other._id = None
         self.deletes[cid] = "ended"
@@ -402,7 +399,8 @@ class RequestState:
         }
         for cid, conv in self.active.items():
             infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
-        return sorted(infos.values(), key=lambda i: i.last_access, reverse=True)
+        # A child renews its ancestors: at equal times the deepest was used.
+        return sorted(infos.values(), key=lambda i: (i.last_access, i.depth), reverse=True)
 
     # -- committing ------------------------------------------------------------
 
@@ -443,10 +441,7 @@ class RequestState:
         )
         survivor = self._redirect_rules(response, batch, now)
         namespace = self._namespace
-        if namespace is not None and batch:
-            destroyed = self.store.commit(namespace, batch)
-        else:
-            destroyed = []
+        destroyed = self.store.commit(namespace, batch) if namespace and batch else []
         self.locks = {}
         for cid, reason in destroyed:
             conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
@@ -454,9 +449,7 @@ class RequestState:
         if propagated is not None:
             response.headers[self.settings.header] = propagated
 
-    def _redirect_rules(
-        self, response: Response, batch: CommitBatch, now: float
-    ) -> str | None:
+    def _redirect_rules(self, response: Response, batch: CommitBatch, now: float) -> str | None:
         location = response.location if 300 <= response.status_code < 400 else None
         if not location or not self.ended:
             return None
@@ -553,6 +546,11 @@ def current_conversation() -> Conversation:
     return state.current
 
 
+def _within(conv: Conversation, ancestor: Conversation) -> bool:
+    """Whether ``ancestor`` is ``conv`` or one of its ancestors."""
+    return any(c is ancestor for c in conv.stack)
+
+
 #: The proxy behind :data:`flask_conversation.conversation`.
 conversation_proxy: Conversation = t.cast(Conversation, LocalProxy(current_conversation))
 
@@ -574,7 +572,7 @@ def commit_conversation(response: Response) -> Response:
     except ConversationStoreError as e:
         # Raised here, Flask would turn any error into a 500: answer 503.
         app = state.app
-        return app.make_response(app.handle_user_exception(e))  # type: ignore[return-value]
+        return app.make_response(app.handle_user_exception(e))
     return response
 
 

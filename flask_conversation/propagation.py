@@ -12,6 +12,7 @@ import typing as t
 
 from flask import current_app
 from flask import has_request_context
+from flask import request
 from flask import url_for
 from flask.wrappers import Request
 from markupsafe import Markup
@@ -38,6 +39,14 @@ def read_cid(request: Request, param: str, header: str) -> str | None:
 
 
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def request_names_cid() -> bool:
+    """Whether the current request names a cid, without resolving it."""
+    config = current_app.config
+    return (
+        read_cid(request, config["CONVERSATION_PARAM"], config["CONVERSATION_HEADER"]) is not None
+    )
 
 
 def current_cid() -> str | None:

@@ -112,9 +112,7 @@ def dump_data(
                     f" stored: {key_error}. Store JSON data (str, int, float,"
                     " bool, None, list, dict with str keys)."
                 ) from key_error
-        raise ConversationError(
-            f"The data of conversation {cid!r} cannot be stored: {e}"
-        ) from e
+        raise ConversationError(f"The data of conversation {cid!r} cannot be stored: {e}") from e
 
     size = len(text.encode())
     if size > max_size:

@@ -15,8 +15,10 @@ from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
 from flask_conversation.testing import ConversationClient
 
+pytest_plugins = ["redis_servers"]
+
 #: Every way conversations can be kept. Each names a builder below.
-STORES = ["cookie", "cachelib", "memory"]
+STORES = ["cookie", "cachelib", "memory", "redis", "redis-cluster"]
 
 
 class FakeClock:
@@ -59,8 +61,18 @@ def _memory(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> Con
 def _redis(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> ConversationStore:
     from flask_conversation.stores import RedisStore
 
+    # The fixture empties the server before each test.
     client = request.getfixturevalue("redis_client")
-    return RedisStore(client, prefix=f"test{id(app)}:", clock=clock)  # type: ignore[no-any-return]
+    return RedisStore(client, clock=clock)  # type: ignore[no-any-return]
+
+
+def _redis_cluster(
+    app: Flask, clock: FakeClock, request: pytest.FixtureRequest
+) -> ConversationStore:
+    from flask_conversation.stores import RedisStore
+
+    client = request.getfixturevalue("redis_cluster_client")
+    return RedisStore(client, clock=clock)  # type: ignore[no-any-return]
 
 
 BUILDERS: dict[str, t.Callable[[Flask, FakeClock, pytest.FixtureRequest], ConversationStore]] = {
@@ -68,6 +80,7 @@ BUILDERS: dict[str, t.Callable[[Flask, FakeClock, pytest.FixtureRequest], Conver
     "cachelib": _cachelib,
     "memory": _memory,
     "redis": _redis,
+    "redis-cluster": _redis_cluster,
 }
 
 
@@ -91,4 +104,57 @@ def app(store_kind: str, clock: FakeClock, request: pytest.FixtureRequest) -> Fl
 
 @pytest.fixture
 def client(app: Flask) -> ConversationClient:
+    return t.cast(ConversationClient, app.test_client())
+
+
+def snapshot() -> dict[str, t.Any]:
+    """What a view sees of the current conversation."""
+    from flask_conversation import conversation
+
+    return {
+        "id": conversation.id,
+        "long_running": conversation.long_running,
+        "nested": conversation.nested,
+        "depth": conversation.depth,
+        "stack": [c.id for c in conversation.stack],
+        "data": dict(conversation),
+    }
+
+
+@pytest.fixture
+def api(app: Flask) -> ConversationClient:
+    """A client of generic views that drive the conversation from the
+    request body: ``/show``, ``/begin``, ``/set``, ``/end``, ``/incr``.
+    """
+    from flask import request
+
+    from flask_conversation import conversation
+
+    def body() -> dict[str, t.Any]:
+        return request.get_json(silent=True) or {}
+
+    @app.route("/show", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def show() -> dict[str, t.Any]:
+        return snapshot()
+
+    @app.post("/begin")
+    def begin() -> dict[str, t.Any]:
+        began = conversation.begin(**body())
+        return {"began": began, **snapshot()}
+
+    @app.post("/set")
+    def set_() -> dict[str, t.Any]:
+        conversation.update(body())
+        return snapshot()
+
+    @app.post("/end")
+    def end() -> dict[str, t.Any]:
+        conversation.end(**body())
+        return snapshot()
+
+    @app.post("/incr")
+    def incr() -> dict[str, t.Any]:
+        conversation["n"] = conversation.get("n", 0) + 1
+        return snapshot()
+
     return t.cast(ConversationClient, app.test_client())

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import typing as t
+
 from .base import ConversationInfo as ConversationInfo
 from .base import ConversationRecord as ConversationRecord
 from .base import ConversationStore as ConversationStore
 from .memory import MemoryStore as MemoryStore
 from .session import SessionStore as SessionStore
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from .redis import RedisStore as RedisStore
 
 
 def __getattr__(name: str) -> object:

@@ -212,9 +212,7 @@ class Plan:
     destroyed: Destroyed
 
 
-def plan_commit(
-    stored: t.Iterable[ConversationRecord], batch: CommitBatch, now: float
-) -> Plan:
+def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now: float) -> Plan:
     """Decide how a batch applies to the records a namespace holds: drop
     expired records, delete ended subtrees, then evict least recently used
     stacks until the namespace fits ``batch.max_count``.
@@ -373,9 +371,7 @@ class ConversationStore:
 
         :raise NotImplementedError: the store cannot list namespaces.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot list namespaces."
-        )
+        raise NotImplementedError(f"{type(self).__name__} cannot list namespaces.")
 
     # -- composite operations ------------------------------------------------
 

@@ -92,8 +92,7 @@ class MemoryStore(ConversationStore):
     def list_namespace(self, namespace: str) -> list[ConversationRecord]:
         with self._mutex:
             return [
-                _copy(self._records[(namespace, cid)])
-                for cid in self._index.get(namespace, ())
+                _copy(self._records[(namespace, cid)]) for cid in self._index.get(namespace, ())
             ]
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:

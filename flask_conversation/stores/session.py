@@ -69,7 +69,9 @@ class SessionStore(ConversationStore):
         ]
 
     def save(self, record: ConversationRecord) -> None:
-        self._write(record.namespace, {**self._stored(record.namespace), record.id: record.to_dict()})
+        self._write(
+            record.namespace, {**self._stored(record.namespace), record.id: record.to_dict()}
+        )
 
     def delete(self, namespace: str, cid: str) -> None:
         stored = dict(self._stored(namespace))
@@ -102,9 +104,7 @@ class SessionStore(ConversationStore):
             if not (batch.saves or batch.deletes):
                 return []
             stored = self._stored(namespace)
-            plan = plan_commit(
-                self.list_namespace(namespace), batch, self.clock()
-            )
+            plan = plan_commit(self.list_namespace(namespace), batch, self.clock())
             new = {cid: d for cid, d in stored.items() if cid not in plan.delete}
             for record in plan.save:
                 new[record.id] = record.to_dict()
@@ -114,9 +114,7 @@ class SessionStore(ConversationStore):
             for root_id, token in batch.unlock.items():
                 self.unlock(namespace, root_id, token)
 
-    def _write(
-        self, namespace: str, records: dict[str, t.Any], check_size: bool = False
-    ) -> None:
+    def _write(self, namespace: str, records: dict[str, t.Any], check_size: bool = False) -> None:
         all_ns = dict(session.get(SESSION_KEY) or {})
         if records:
             all_ns[namespace] = records
@@ -164,6 +162,6 @@ def _check_cookie_size(candidate: dict[str, t.Any]) -> None:
         raise ConversationError(
             f"The conversations no longer fit in the session cookie ({size} bytes,"
             f" the limit MAX_COOKIE_SIZE is {limit}); nothing was saved. Keep"
-            " conversations on the server: set CONVERSATION_STORE = \"redis\" (or"
-            " \"memory\" for a single process), or use a server-side session."
+            ' conversations on the server: set CONVERSATION_STORE = "redis" (or'
+            ' "memory" for a single process), or use a server-side session.'
         )

@@ -1,0 +1,712 @@
+"""A store shared by every process and machine: one Redis key per
+conversation, locks and the commit rules run inside Redis.
+
+Layout of the keys of one namespace, all under one hash tag so that the
+namespace lives in one slot of a Redis Cluster and a script may touch any of
+them::
+
+    {prefix}{<namespace>}:c:<cid>     one record (JSON), expires natively
+    {prefix}{<namespace>}:l:<root>    the lock of one stack (owner token)
+    {prefix}{<namespace>}:i           index: cid -> small JSON metadata
+    {prefix}namespaces                every namespace, for the CLI only
+
+The index holds what the commit rules need (parent, root, last access,
+timeout, ended), so a commit never reads the records' data and listing a
+namespace never scans the keyspace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+import time
+import typing as t
+
+from ..errors import BusyConversation
+from ..errors import ConversationStoreError
+from ..serialization import Serializer
+from .base import Acquired
+from .base import CommitBatch
+from .base import ConversationRecord
+from .base import ConversationStore
+from .base import Destroyed
+from .base import system_clock
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    import redis
+    import redis.cluster
+
+logger = logging.getLogger("flask_conversation")
+
+# Follow the parent links from a cid to its root, check that every record is
+# live by the store's clock, optionally take the root's lock, and return the
+# chain root first. One call, so lock and load cannot interleave with another
+# request's commit.
+#   KEYS[1]  the record key of the requested cid (routes the call)
+#   ARGV     base, cid, now, token ("" to only load), lease in ms
+#   returns  {0} no live chain, {-1} lock busy, {1, id, value, id, value, ...}
+_CHAIN = """
+local base, now, token, lease = ARGV[1], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local ids, values = {}, {}
+local id = ARGV[2]
+while id do
+  if #ids >= 1024 then return {0} end
+  local value = redis.call('GET', base .. 'c:' .. id)
+  if not value then return {0} end
+  local r = cjson.decode(value)
+  if r.a + r.t <= now then return {0} end
+  ids[#ids + 1] = id
+  values[#values + 1] = value
+  id = r.p
+end
+local root = ids[#ids]
+if token ~= '' then
+  if not redis.call('SET', base .. 'l:' .. root, token, 'NX', 'PX', lease) then
+    return {-1}
+  end
+  -- A stack never expires while a request holds it.
+  for _, cid in ipairs(ids) do
+    local key = base .. 'c:' .. cid
+    if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
+  end
+end
+local out = {1}
+for i = #ids, 1, -1 do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = values[i]
+end
+return out
+"""
+
+# The commit rules of ``plan_commit`` (drop expired records, delete ended
+# subtrees, evict least recently used stacks to fit, save), applied and
+# followed by the unlocks in one atomic call. Every write comes after every
+# check, so a refused commit writes nothing.
+#   KEYS[1]  the namespace index
+#   ARGV     base, now, batch as JSON: m max_count, k keep roots,
+#            s [[cid, meta, value, ttl_ms]], d [[cid, reason or ""]],
+#            u [[root, token]]
+#   returns  {-1, root} a lock is held by another owner (nothing written),
+#            {1, created, cid, reason, cid, reason, ...}
+_COMMIT = """
+local base, now = ARGV[1], tonumber(ARGV[2])
+local batch = cjson.decode(ARGV[3])
+local index = KEYS[1]
+
+for _, u in ipairs(batch.u) do
+  local holder = redis.call('GET', base .. 'l:' .. u[1])
+  if holder and holder ~= u[2] then
+    for _, v in ipairs(batch.u) do
+      local key = base .. 'l:' .. v[1]
+      if redis.call('GET', key) == v[2] then redis.call('DEL', key) end
+    end
+    return {-1, u[1]}
+  end
+end
+
+local records, order = {}, {}
+local flat = redis.call('HGETALL', index)
+local created = #flat == 0
+for i = 1, #flat, 2 do
+  records[flat[i]] = cjson.decode(flat[i + 1])
+  order[#order + 1] = flat[i]
+end
+local saving = {}
+for _, s in ipairs(batch.s) do saving[s[1]] = cjson.decode(s[2]) end
+
+local delete, destroyed, gone = {}, {}, {}
+local function remove(id, reason)
+  records[id] = nil
+  if gone[id] then return end
+  gone[id] = true
+  delete[#delete + 1] = id
+  if reason then
+    destroyed[#destroyed + 1] = id
+    destroyed[#destroyed + 1] = reason
+  end
+end
+
+-- A record held by this request is being renewed, so it cannot expire.
+for _, id in ipairs(order) do
+  local r = records[id]
+  if r.a + r.t <= now and not saving[id] then
+    if r.e then remove(id, nil) else remove(id, 'expired') end
+  end
+end
+
+local children = {}
+local function link(id, r)
+  if r.p then
+    local list = children[r.p] or {}
+    list[#list + 1] = id
+    children[r.p] = list
+  end
+end
+for _, id in ipairs(order) do
+  if records[id] then link(id, records[id]) end
+end
+for _, s in ipairs(batch.s) do link(s[1], saving[s[1]]) end
+
+for _, d in ipairs(batch.d) do
+  local pending = {d[1]}
+  while #pending > 0 do
+    local current = table.remove(pending)
+    for _, child in ipairs(children[current] or {}) do pending[#pending + 1] = child end
+    children[current] = nil
+    if records[current] or saving[current] then
+      local reason = d[2]
+      if reason == '' or (records[current] and records[current].e) then reason = nil end
+      remove(current, reason)
+    end
+  end
+end
+
+for _, s in ipairs(batch.s) do records[s[1]] = saving[s[1]] end
+
+local live, stacks, roots = 0, {}, {}
+for _, id in ipairs(order) do
+  if records[id] and not saving[id] then roots[#roots + 1] = id end
+end
+local function tally(id, r)
+  if r.e then return end
+  live = live + 1
+  local stack = stacks[r.r]
+  if not stack then
+    stack = {root = r.r, last = r.a, ids = {}}
+    stacks[r.r] = stack
+  end
+  stack.ids[#stack.ids + 1] = id
+  if r.a > stack.last then stack.last = r.a end
+end
+for _, id in ipairs(roots) do tally(id, records[id]) end
+for _, s in ipairs(batch.s) do
+  if records[s[1]] then tally(s[1], records[s[1]]) end
+end
+
+local excess = live - batch.m
+if excess > 0 then
+  local keep = {}
+  for _, root in ipairs(batch.k) do keep[root] = true end
+  local candidates = {}
+  for root, stack in pairs(stacks) do
+    if not keep[root] then candidates[#candidates + 1] = stack end
+  end
+  table.sort(candidates, function(x, y)
+    if x.last ~= y.last then return x.last < y.last end
+    return x.root < y.root
+  end)
+  for _, stack in ipairs(candidates) do
+    if excess <= 0 then break end
+    for _, id in ipairs(stack.ids) do remove(id, 'evicted') end
+    excess = excess - #stack.ids
+  end
+end
+
+for _, id in ipairs(delete) do
+  redis.call('DEL', base .. 'c:' .. id)
+  redis.call('HDEL', index, id)
+end
+for _, s in ipairs(batch.s) do
+  if records[s[1]] then
+    redis.call('SET', base .. 'c:' .. s[1], s[3], 'PX', s[4])
+    redis.call('HSET', index, s[1], s[2])
+  end
+end
+local horizon = 0
+for _, r in pairs(records) do
+  if r.a + r.t - now > horizon then horizon = r.a + r.t - now end
+end
+if horizon > 0 then
+  redis.call('PEXPIRE', index, math.max(1, math.ceil(horizon * 1000)))
+else
+  redis.call('DEL', index)
+end
+for _, u in ipairs(batch.u) do
+  local key = base .. 'l:' .. u[1]
+  if redis.call('GET', key) == u[2] then redis.call('DEL', key) end
+end
+
+local out = {1, (created and horizon > 0) and 1 or 0}
+for _, v in ipairs(destroyed) do out[#out + 1] = v end
+return out
+"""
+
+# Write one record and its index entry.
+#   KEYS[1]  the index; ARGV base, cid, meta, value, ttl_ms
+#   returns  1 if the index was created
+_SAVE = """
+local index, ttl = KEYS[1], tonumber(ARGV[5])
+local created = redis.call('EXISTS', index) == 0
+redis.call('SET', ARGV[1] .. 'c:' .. ARGV[2], ARGV[4], 'PX', ttl)
+redis.call('HSET', index, ARGV[2], ARGV[3])
+if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
+return created and 1 or 0
+"""
+
+# Remove one record and its index entry. KEYS[1] the index; ARGV base, cid.
+_DELETE = """
+redis.call('DEL', ARGV[1] .. 'c:' .. ARGV[2])
+return redis.call('HDEL', KEYS[1], ARGV[2])
+"""
+
+# Every record of a namespace. KEYS[1] the index; ARGV base.
+#   returns  {id, value, id, value, ...} (records gone meanwhile are skipped)
+_LIST = """
+local out = {}
+for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local value = redis.call('GET', ARGV[1] .. 'c:' .. id)
+  if value then
+    out[#out + 1] = id
+    out[#out + 1] = value
+  end
+end
+return out
+"""
+
+# The number of records of a namespace that are live by the store's clock.
+# KEYS[1] the index; ARGV now.
+_COUNT = """
+local now, n = tonumber(ARGV[1]), 0
+for _, meta in ipairs(redis.call('HVALS', KEYS[1])) do
+  local r = cjson.decode(meta)
+  if r.a + r.t > now then n = n + 1 end
+end
+return n
+"""
+
+# Release the locks whose owner is the given token. ARGV base, root, token, ...
+_UNLOCK = """
+local n = 0
+for i = 2, #ARGV, 2 do
+  local key = ARGV[1] .. 'l:' .. ARGV[i]
+  if redis.call('GET', key) == ARGV[i + 1] then
+    redis.call('DEL', key)
+    n = n + 1
+  end
+end
+return n
+"""
+
+# Forget a namespace only if nobody registered it again since it was read.
+# KEYS[1] the registry; ARGV namespace, the score that was read.
+_FORGET = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+def hash_tag(namespace: str) -> str:
+    """The hash tag content for a namespace: the namespace itself with
+    ``%``, ``{`` and ``}`` percent-encoded, so that any string a
+    ``namespace_loader`` returns gives one well-formed tag, and different
+    namespaces never share keys. The empty namespace becomes ``%``, which no
+    other namespace can produce.
+
+    :param namespace: the namespace.
+    """
+    if not namespace:
+        return "%"
+    return namespace.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def _text(value: t.Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStore(ConversationStore):
+    """Keeps conversations in Redis, shared by every worker process and
+    every machine of an application.
+
+    -   **One key per conversation**, holding the record as JSON (never
+        pickled), with native expiry: each commit that renews a record sets
+        its time to live to its timeout, so the expiry slides on use. The
+        store's clock is honoured too: a record whose
+        :attr:`~.ConversationRecord.expires_at` has passed by the clock is
+        treated as gone even while Redis still holds it.
+    -   **A lock per stack** (keyed by the root's id) that works across
+        processes: ``SET NX PX`` with a random owner token and a lease of
+        ``lock_lease`` seconds, so a crashed worker's lock expires; released
+        only by its owner. A commit whose lock was taken over by another
+        request after the lease ran out writes nothing and fails with
+        :exc:`~flask_conversation.ConversationStoreError`.
+    -   **Two round trips** for a request that uses a conversation: one
+        script call locks the stack and loads its chain
+        (:meth:`acquire`), one applies the commit rules, writes and unlocks
+        (:meth:`commit`). A request that does not use a conversation makes
+        none. The first commit in a new namespace adds one call to register
+        the namespace for :meth:`namespaces`.
+    -   **Redis Cluster**: every key of a namespace carries the same hash
+        tag, so a namespace lives in one slot and the scripts work unchanged
+        with :class:`redis.cluster.RedisCluster`.
+    -   **Outages**: every Redis error becomes
+        :exc:`~flask_conversation.ConversationStoreError` (503 with
+        ``Retry-After``). Each write is one script, which Redis runs
+        atomically, so nothing is ever half written; the next request after
+        Redis is back works normally.
+
+    Expired conversations are reported (``conversation_destroyed`` with
+    reason ``"expired"``) when the next commit in their namespace notices
+    them; those Redis already dropped by itself are not reported.
+
+    :param client: a :class:`redis.Redis` or
+        :class:`redis.cluster.RedisCluster` client. Its retry and timeout
+        settings decide how long a request waits for an unreachable server.
+    :param prefix: put before every key; must not contain ``{`` or ``}``.
+    :param serializer: see :class:`ConversationStore`.
+    :param clock: see :class:`ConversationStore`.
+    :param lock_lease: seconds after which a lock that was never released
+        expires. Keep it above the longest request.
+
+    .. versionadded:: 0.1
+    """
+
+    native_expiry = True
+
+    def __init__(
+        self,
+        client: redis.Redis | redis.cluster.RedisCluster,
+        prefix: str = "conversation:",
+        serializer: Serializer | None = None,
+        clock: t.Callable[[], float] = system_clock,
+        lock_lease: float = 30.0,
+    ) -> None:
+        super().__init__(serializer, clock)
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("The RedisStore prefix must not contain '{' or '}'.")
+        if lock_lease <= 0:
+            raise ValueError("lock_lease must be positive.")
+        self.client: t.Any = client
+        self.prefix = prefix
+        self.lock_lease = lock_lease
+        self._chain = client.register_script(_CHAIN)
+        self._commit = client.register_script(_COMMIT)
+        self._save = client.register_script(_SAVE)
+        self._delete = client.register_script(_DELETE)
+        self._list = client.register_script(_LIST)
+        self._count = client.register_script(_COUNT)
+        self._unlock = client.register_script(_UNLOCK)
+        self._forget = client.register_script(_FORGET)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: t.Any) -> RedisStore:
+        """Connect to the Redis server at ``url``.
+
+        :param url: a ``redis://``, ``rediss://`` or ``unix://`` URL; client
+            options such as ``socket_timeout`` go in its query string.
+        :param kwargs: passed to :class:`RedisStore`.
+        """
+        import redis
+
+        return cls(redis.Redis.from_url(url), **kwargs)
+
+    # -- keys ------------------------------------------------------------------
+
+    def base(self, namespace: str) -> str:
+        """The start of every key of ``namespace``, hash tag included.
+
+        :param namespace: the namespace.
+        """
+        return f"{self.prefix}{{{hash_tag(namespace)}}}:"
+
+    def record_key(self, namespace: str, cid: str) -> str:
+        """The key holding the record ``cid`` of ``namespace``.
+
+        :param namespace: the namespace.
+        :param cid: the conversation id.
+        """
+        return f"{self.base(namespace)}c:{cid}"
+
+    def lock_key(self, namespace: str, root_id: str) -> str:
+        """The key of the lock of one stack.
+
+        :param namespace: the namespace.
+        :param root_id: the id of the stack's root.
+        """
+        return f"{self.base(namespace)}l:{root_id}"
+
+    def index_key(self, namespace: str) -> str:
+        """The key of the namespace's index.
+
+        :param namespace: the namespace.
+        """
+        return f"{self.base(namespace)}i"
+
+    @property
+    def registry_key(self) -> str:
+        """The key listing every namespace (for :meth:`namespaces`)."""
+        return f"{self.prefix}namespaces"
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _call(self, fn: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
+        import redis.exceptions
+
+        try:
+            return fn(*args, **kwargs)
+        except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as e:
+            raise ConversationStoreError(f"Redis: {type(e).__name__}: {e}") from e
+
+    def _ttl_ms(self, record: ConversationRecord, now: float) -> int:
+        return max(1, math.ceil((record.expires_at - now) * 1000))
+
+    @staticmethod
+    def _meta(record: ConversationRecord) -> str:
+        meta: dict[str, t.Any] = {
+            "r": record.root_id,
+            "a": record.last_access,
+            "t": record.timeout,
+        }
+        if record.parent_id is not None:
+            meta["p"] = record.parent_id
+        if record.ended:
+            meta["e"] = 1
+        return json.dumps(meta, separators=(",", ":"))
+
+    @staticmethod
+    def _value(record: ConversationRecord) -> str:
+        return json.dumps(record.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @staticmethod
+    def _record(namespace: str, cid: t.Any, value: t.Any) -> ConversationRecord:
+        return ConversationRecord.from_dict(namespace, _text(cid), json.loads(value))
+
+    def _register(self, namespace: str) -> None:
+        # Another slot than the namespace's keys, so a call of its own; made
+        # only when a namespace's index is created. Listing is a tool for
+        # operators, so a failure here must not fail the request.
+        try:
+            self._call(self.client.zadd, self.registry_key, {namespace: self.clock()})
+        except ConversationStoreError:
+            logger.warning("Could not register namespace %r for listing.", namespace)
+
+    def _run_chain(
+        self, namespace: str, cid: str, token: str
+    ) -> tuple[int, list[ConversationRecord]]:
+        rv = self._call(
+            self._chain,
+            keys=[self.record_key(namespace, cid)],
+            args=[
+                self.base(namespace),
+                cid,
+                repr(float(self.clock())),
+                token,
+                math.ceil(self.lock_lease * 1000),
+            ],
+        )
+        status = int(rv[0])
+        chain = [self._record(namespace, rv[i], rv[i + 1]) for i in range(1, len(rv), 2)]
+        return status, chain
+
+    # -- primitives ------------------------------------------------------------
+
+    def load(self, namespace: str, cid: str) -> ConversationRecord | None:
+        """One ``GET``. May return a record that is expired by the store's
+        clock but not yet dropped by Redis.
+
+        :param namespace: the namespace to look in.
+        :param cid: the conversation id.
+        """
+        value = self._call(self.client.get, self.record_key(namespace, cid))
+        return None if value is None else self._record(namespace, cid, value)
+
+    def save(self, record: ConversationRecord) -> None:
+        """Write the record and its index entry in one script call, with a
+        time to live of ``record.expires_at - clock()``.
+
+        :param record: the record to write.
+        """
+        created = self._call(
+            self._save,
+            keys=[self.index_key(record.namespace)],
+            args=[
+                self.base(record.namespace),
+                record.id,
+                self._meta(record),
+                self._value(record),
+                self._ttl_ms(record, self.clock()),
+            ],
+        )
+        if int(created):
+            self._register(record.namespace)
+
+    def delete(self, namespace: str, cid: str) -> None:
+        """Remove the record and its index entry in one script call.
+
+        :param namespace: the namespace of the record.
+        :param cid: the conversation id.
+        """
+        self._call(
+            self._delete, keys=[self.index_key(namespace)], args=[self.base(namespace), cid]
+        )
+
+    def list_namespace(self, namespace: str) -> list[ConversationRecord]:
+        """Every record of the namespace in one script call, through the
+        namespace's index (no scan of the keyspace).
+
+        :param namespace: the namespace to list.
+        """
+        rv = self._call(
+            self._list, keys=[self.index_key(namespace)], args=[self.base(namespace)]
+        )
+        return [self._record(namespace, rv[i], rv[i + 1]) for i in range(0, len(rv), 2)]
+
+    def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
+        """``SET NX PX`` with a fresh random token, retried with a growing
+        pause until ``timeout`` seconds have passed (real time, not the
+        store's clock).
+
+        :param namespace: the namespace of the stack.
+        :param root_id: the id of the stack's root.
+        :param timeout: seconds to wait for another holder.
+        """
+        token = secrets.token_hex(16)
+        key = self.lock_key(namespace, root_id)
+        px = math.ceil(self.lock_lease * 1000)
+        for _ in _waits(timeout):
+            if self._call(self.client.set, key, token, nx=True, px=px):
+                return token
+        return None
+
+    def unlock(self, namespace: str, root_id: str, token: str) -> None:
+        """Delete the lock only if ``token`` still owns it (compare and
+        delete in one script call).
+
+        :param namespace: the namespace of the stack.
+        :param root_id: the id of the stack's root.
+        :param token: the token :meth:`lock` returned.
+        """
+        self._call(
+            self._unlock,
+            keys=[self.lock_key(namespace, root_id)],
+            args=[self.base(namespace), root_id, token],
+        )
+
+    def namespaces(self) -> dict[str, int]:
+        """Every namespace with its number of live records, read from the
+        registry (no scan of the keyspace). Namespaces found empty are
+        dropped from the registry, unless a commit registered them again
+        meanwhile.
+        """
+        entries = self._call(self.client.zrange, self.registry_key, 0, -1, withscores=True)
+        rv: dict[str, int] = {}
+        for member, score in entries:
+            namespace = _text(member)
+            count = int(
+                self._call(
+                    self._count,
+                    keys=[self.index_key(namespace)],
+                    args=[repr(float(self.clock()))],
+                )
+            )
+            if count:
+                rv[namespace] = count
+            else:
+                self._call(
+                    self._forget,
+                    keys=[self.registry_key],
+                    args=[namespace, repr(float(score))],
+                )
+        return rv
+
+    # -- composite operations --------------------------------------------------
+
+    def load_chain(self, namespace: str, cid: str) -> list[ConversationRecord] | None:
+        """The chain from the root down to ``cid`` in one script call, or
+        ``None`` if a link is missing or expired by the store's clock.
+
+        :param namespace: the namespace to look in.
+        :param cid: the conversation id.
+        """
+        status, chain = self._run_chain(namespace, cid, "")
+        return chain if status == 1 else None
+
+    def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
+        """Follow the parent links to the root, take the root's lock and
+        load the chain, all in one script call; while the lock is held by
+        another request, call again with a growing pause until ``timeout``.
+
+        :param namespace: the namespace to look in.
+        :param cid: the conversation id the request named.
+        :param timeout: seconds to wait for the stack's lock.
+        :raise BusyConversation: the lock was not free within ``timeout``.
+        """
+        token = secrets.token_hex(16)
+        for _ in _waits(timeout):
+            status, chain = self._run_chain(namespace, cid, token)
+            if status == 0:
+                return None
+            if status == 1:
+                return Acquired(chain[0].id, token, chain)
+        raise BusyConversation()
+
+    def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
+        """Apply the rules of :func:`~.base.plan_commit` inside Redis
+        (drop expired records, delete ended subtrees, evict least recently
+        used stacks, write with fresh time to live) and release the batch's
+        locks, in one atomic script call. The rules run where the data is,
+        so they see every concurrent commit of other stacks of the
+        namespace.
+
+        :param namespace: the namespace the changes belong to.
+        :param batch: the changes.
+        :raise ConversationStoreError: Redis failed, or a lock of the batch
+            is held by another request (its lease had run out); nothing
+            was written.
+        """
+        if not (batch.saves or batch.deletes):
+            if batch.unlock:
+                args = [self.base(namespace)]
+                for root_id, token in batch.unlock.items():
+                    args += [root_id, token]
+                first = next(iter(batch.unlock))
+                self._call(self._unlock, keys=[self.lock_key(namespace, first)], args=args)
+            return []
+        now = self.clock()
+        payload = {
+            "m": batch.max_count,
+            "k": sorted(batch.keep_roots),
+            "s": [
+                [r.id, self._meta(r), self._value(r), self._ttl_ms(r, now)]
+                for r in batch.saves
+            ],
+            "d": [[cid, reason or ""] for cid, reason in batch.deletes.items()],
+            "u": [[root_id, token] for root_id, token in batch.unlock.items()],
+        }
+        rv = self._call(
+            self._commit,
+            keys=[self.index_key(namespace)],
+            args=[
+                self.base(namespace),
+                repr(float(now)),
+                json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+            ],
+        )
+        if int(rv[0]) != 1:
+            raise ConversationStoreError(
+                f"The lock of stack {_text(rv[1])!r} was taken by another request"
+                " after its lease ran out; nothing was written."
+            )
+        if int(rv[1]):
+            self._register(namespace)
+        return [(_text(rv[i]), _text(rv[i + 1])) for i in range(2, len(rv), 2)]
+
+
+def _waits(timeout: float) -> t.Iterator[None]:
+    """Yield once at once, then after growing pauses until ``timeout``
+    seconds have passed, the last time at the deadline.
+    """
+    deadline = time.monotonic() + max(timeout, 0.0)
+    pause = 0.002
+    while True:
+        yield
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
+

@@ -1,0 +1,47 @@
+"""Stores on their own, without the extension: the same contract tests run
+against every store that keeps it.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from flask import Flask
+from store_testing import Clock
+from store_testing import Records
+
+from flask_conversation.stores import ConversationStore
+from flask_conversation.stores import MemoryStore
+from flask_conversation.stores import SessionStore
+
+#: The stores the contract tests run against. The session store works only
+#: inside a request, which its builder provides.
+STORE_KINDS = ["memory", "session", "redis", "redis-cluster"]
+
+
+@pytest.fixture
+def store_clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store(request: pytest.FixtureRequest, store_clock: Clock) -> t.Iterator[ConversationStore]:
+    kind = request.param
+    if kind == "memory":
+        yield MemoryStore(clock=store_clock)
+    elif kind == "session":
+        app = Flask(__name__)
+        app.secret_key = "test"
+        with app.test_request_context():
+            yield SessionStore(clock=store_clock)
+    else:
+        from flask_conversation.stores.redis import RedisStore
+
+        fixture = "redis_client" if kind == "redis" else "redis_cluster_client"
+        yield RedisStore(request.getfixturevalue(fixture), clock=store_clock)
+
+
+@pytest.fixture
+def make(store_clock: Clock) -> Records:
+    return Records(store_clock)

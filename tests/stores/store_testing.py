@@ -1,0 +1,52 @@
+"""What the store tests build records and time with."""
+
+from __future__ import annotations
+
+from flask_conversation.stores.base import ConversationRecord
+
+
+class Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: float = 1_700_000_000.25) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Records:
+    """Builds records in one namespace at the clock's current time."""
+
+    def __init__(self, clock: Clock, namespace: str = "ns") -> None:
+        self.clock = clock
+        self.namespace = namespace
+
+    def __call__(
+        self,
+        cid: str,
+        parent: ConversationRecord | None = None,
+        *,
+        data: str = '{"n":1}',
+        timeout: float = 60.0,
+        ended: bool = False,
+        description: str | None = None,
+        namespace: str | None = None,
+    ) -> ConversationRecord:
+        now = self.clock()
+        return ConversationRecord(
+            id=cid,
+            namespace=namespace if namespace is not None else self.namespace,
+            parent_id=None if parent is None else parent.id,
+            root_id=cid if parent is None else parent.root_id,
+            depth=0 if parent is None else parent.depth + 1,
+            data=data,
+            description=description,
+            timeout=timeout,
+            created_at=now,
+            last_access=now,
+            ended=ended,
+        )

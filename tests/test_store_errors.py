@@ -1,0 +1,102 @@
+"""SPEC 3.5: a store that fails gives a clear 503, writes nothing, and the
+application recovers by itself. The store here is a real custom store (a
+MemoryStore whose backend can be switched off), as a user would write one.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from flask import Flask
+
+from flask_conversation import conversation
+from flask_conversation import ConversationScope
+from flask_conversation import ConversationStoreError
+from flask_conversation.stores import MemoryStore
+from flask_conversation.stores.base import CommitBatch
+from flask_conversation.stores.base import Destroyed
+from flask_conversation.testing import ConversationClient
+
+
+class SwitchableStore(MemoryStore):
+    """A store whose backend fails for the operations named in ``down``."""
+
+    down: frozenset[str] = frozenset()
+
+    def _check(self, operation: str) -> None:
+        if operation in self.down:
+            raise ConversationStoreError("backend unreachable")
+
+    def load(self, namespace: str, cid: str) -> t.Any:
+        self._check("load")
+        return super().load(namespace, cid)
+
+    def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
+        try:
+            self._check("commit")
+        except ConversationStoreError:
+            for root_id, token in batch.unlock.items():
+                self.unlock(namespace, root_id, token)
+            raise
+        return super().commit(namespace, batch)
+
+
+@pytest.fixture
+def store() -> SwitchableStore:
+    return SwitchableStore()
+
+
+@pytest.fixture
+def client(store: SwitchableStore) -> ConversationClient:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k", TESTING=True)
+    ConversationScope(app, store=store)
+    app.test_client_class = ConversationClient
+
+    @app.post("/begin")
+    def begin() -> str:
+        conversation.begin()
+        conversation["n"] = 0
+        return str(conversation.id)
+
+    @app.post("/incr")
+    def incr() -> str:
+        conversation["n"] += 1
+        return str(conversation["n"])
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "fine"
+
+    return t.cast(ConversationClient, app.test_client())
+
+
+def test_outage_on_load_is_503(store: SwitchableStore, client: ConversationClient) -> None:
+    cid = client.post("/begin").text
+    store.down = frozenset({"load", "commit"})
+    rv = client.post(f"/incr?cid={cid}")
+    assert rv.status_code == 503
+    assert int(rv.headers["Retry-After"]) > 0
+    assert b"store is unavailable" in rv.data
+    # Requests that do not use the conversation do not notice.
+    assert client.get(f"/plain?cid={cid}").text == "fine"
+    store.down = frozenset()
+    assert client.post(f"/incr?cid={cid}").text == "1"
+
+
+def test_outage_on_commit_writes_nothing(
+    store: SwitchableStore, client: ConversationClient
+) -> None:
+    cid = client.post("/begin").text
+    client.post(f"/incr?cid={cid}")
+    store.down = frozenset({"commit"})
+    assert client.post(f"/incr?cid={cid}").status_code == 503
+    assert client.post(f"/incr?cid={cid}").status_code == 503
+    store.down = frozenset()
+    assert client.post(f"/incr?cid={cid}").text == "2"
+    assert len(store._locks) == 0
+
+
+def test_store_error_message() -> None:
+    assert "backend unreachable" in str(ConversationStoreError("backend unreachable"))
