@@ -132,14 +132,18 @@ def create_app(variant: str = "conversation") -> Flask:
 
 class _Browser:
     """Just enough of a browser for the setup: one cookie, no redirects
-    followed, so every step is checked.
+    followed, so every step is checked. It talks HTTP to ``port``, or
+    drives ``app`` in process when one is given.
     """
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int = 0, app: Flask | None = None) -> None:
         self.port = port
+        self.app = app
         self.cookie = ""
 
     def send(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+        if self.app is not None:
+            return self._send_app(self.app, method, path, form)
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             headers = {"Cookie": self.cookie} if self.cookie else {}
@@ -161,6 +165,19 @@ class _Browser:
         finally:
             conn.close()
 
+    def _send_app(
+        self, app: Flask, method: str, path: str, form: dict[str, str] | None
+    ) -> tuple[int, str]:
+        client = app.test_client()
+        if self.cookie:
+            client.set_cookie("session", self.cookie.partition("=")[2])
+        rv = client.open(path, method=method, data=form)
+        cookie = client.get_cookie("session")
+        if cookie is not None:
+            self.cookie = f"session={cookie.value}"
+        location = urllib.parse.urlsplit(rv.headers.get("Location", ""))
+        return rv.status_code, location._replace(scheme="", netloc="").geturl()
+
     def expect(self, method: str, path: str, form: dict[str, str] | None = None) -> str:
         status, location = self.send(method, path, form)
         if status not in (302, 303):
@@ -168,14 +185,15 @@ class _Browser:
         return location
 
 
-def open_booking(port: int) -> tuple[str, str]:
+def open_booking(port: int = 0, app: Flask | None = None) -> tuple[str, str]:
     """Book hotel 1 the way a user does (dates, then a room in the nested
     choice) and stop at the review page.
 
-    :param port: where the example runs.
+    :param port: where the example runs over HTTP.
+    :param app: the example application, to drive it in process instead.
     :return: the review page's path with its cid, and the session cookie.
     """
-    browser = _Browser(port)
+    browser = _Browser(port, app)
     dates = browser.expect("POST", "/hotels/1/book", {})
     cid = urllib.parse.parse_qs(urllib.parse.urlsplit(dates).query)["cid"][0]
     stay = _stay()
