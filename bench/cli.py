@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import sys
 import time
 import typing as t
@@ -70,8 +71,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     quick = args.quick
     timing = Settings(
-        rounds=args.rounds or (3 if quick else 15),
-        batch_seconds=args.batch_seconds or (0.02 if quick else 0.15),
+        rounds=args.rounds or (3 if quick else 31),
+        batch_seconds=args.batch_seconds or (0.02 if quick else 0.06),
         min_calls=5 if quick else 20,
     )
     counts = args.counts or ((1, 10, 100) if quick else (1, 10, 100, 1000))
@@ -85,6 +86,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
 
     rows: list[Row] = []
     started = time.time()
+    load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         ctx = figures.Context(timing=timing, counts=counts)
         if wanted & {"3", "4", "5", "6"}:
@@ -109,9 +111,14 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 print(f"figure {figure} ...", file=sys.stderr, flush=True)
                 rows.extend(run())
 
+    load_after = os.getloadavg()[0]
     print(f"Flask-Conversation benchmarks ({time.time() - started:.0f} s)")
     print("Ratios are subject / baseline, medians of alternating rounds.")
-    print("Absolute numbers are specific to this machine and its load.\n")
+    print(
+        "Absolute numbers are specific to this machine and its load"
+        f" ({os.cpu_count()} CPUs, load average {load_before:.1f} before,"
+        f" {load_after:.1f} after).\n"
+    )
     print(report.table(rows))
     if args.rst:
         print()
@@ -122,6 +129,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         "http_rounds": http_rounds,
         "http_seconds": http_seconds,
         "quick": quick,
+        "load_average": [load_before, load_after],
+        "cpus": os.cpu_count(),
     }
     json_path = args.json or (
         ROOT / "bench" / "results" / time.strftime("results-%Y%m%dT%H%M%S.json")

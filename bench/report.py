@@ -39,10 +39,10 @@ def rst_table(rows: list[Row]) -> str:
 
     :param rows: the results.
     """
-    out = [".. list-table::", "   :header-rows: 1", ""]
+    out = [".. list-table::", "    :header-rows: 1", ""]
     for cells in [COLUMNS, *(_cells(r) for r in rows)]:
-        out.append(f"   * - {cells[0]}")
-        out.extend(f"     - {c}" if c else "     -" for c in cells[1:])
+        out.append(f"    *   - {cells[0]}")
+        out.extend(f"        - {c}" if c else "        -" for c in cells[1:])
     return "\n".join(out)
 
 

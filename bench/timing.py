@@ -36,8 +36,8 @@ class Settings:
     :param min_calls: the fewest calls in a batch.
     """
 
-    rounds: int = 15
-    batch_seconds: float = 0.15
+    rounds: int = 31
+    batch_seconds: float = 0.06
     min_calls: int = 20
 
 
