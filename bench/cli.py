@@ -137,6 +137,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     )
     report.write_json(rows, json_path, settings)
     print(f"\nresults: {json_path}")
-    if not args.no_plot and report.plot(rows, args.plot):
-        print(f"plot: {args.plot}")
+    if not args.no_plot:
+        try:
+            if report.plot(rows, args.plot):
+                print(f"plot: {args.plot}")
+        except ImportError:
+            print("plot: skipped, matplotlib is not installed (pip install matplotlib)")
     return 0

@@ -73,6 +73,7 @@ def plot(rows: list[Row], path: Path) -> bool:
     :param rows: the results; only figure 4's rows are used.
     :param path: the PNG to write.
     :return: ``False`` if there was nothing to plot.
+    :raise ImportError: matplotlib is not installed.
     """
     series: dict[str, list[tuple[int, float, float]]] = {}
     for r in rows:
@@ -105,12 +106,15 @@ def plot(rows: list[Row], path: Path) -> bool:
     right.set(
         xscale="log",
         xlabel="live conversations in the namespace",
-        ylabel="microseconds per request (this machine)",
+        ylabel="CPU microseconds per request (this machine)",
         title="Cost of a request, absolute",
     )
     right.set_ylim(bottom=0)
+    ticks = sorted({p[0] for points in series.values() for p in points})
     for ax in (left, right):
-        ax.grid(True, which="both", alpha=0.3)
+        ax.set_xticks(ticks, [str(x) for x in ticks])
+        ax.minorticks_off()
+        ax.grid(True, alpha=0.3)
         ax.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
