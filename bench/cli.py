@@ -55,8 +55,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plot",
         type=Path,
-        default=ROOT / "docs" / "_static" / "bench-live-conversations.png",
-        help="PNG of figure 4",
+        help=(
+            "PNG of figure 4 (default: docs/_static/bench-live-conversations.png;"
+            " with --quick, bench/results/ so that the docs' plot stays)"
+        ),
     )
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--rst", action="store_true", help="also print the table as reST")
@@ -138,9 +140,14 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     report.write_json(rows, json_path, settings)
     print(f"\nresults: {json_path}")
     if not args.no_plot:
+        plot_path = args.plot or (
+            ROOT / "bench" / "results" / "bench-live-conversations.png"
+            if quick
+            else ROOT / "docs" / "_static" / "bench-live-conversations.png"
+        )
         try:
-            if report.plot(rows, args.plot):
-                print(f"plot: {args.plot}")
+            if report.plot(rows, plot_path):
+                print(f"plot: {plot_path}")
         except ImportError:
             print("plot: skipped, matplotlib is not installed (pip install matplotlib)")
     return 0
