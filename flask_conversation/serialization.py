@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import typing as t
 
+from flask.json import tag as flask_tag
 from flask.json.tag import JSONTag
 from flask.json.tag import TaggedJSONSerializer
 
@@ -58,7 +59,7 @@ class ConversationSerializer(TaggedJSONSerializer):
         :raise TypeError: a value of a type JSON does not carry.
         :raise ValueError: ``NaN`` or infinity.
         """
-        if not _is_plain(value, self.tags):
+        if not (_default_tags_only(self) and _is_plain(value, self.tags)):
             value = self.tag(value)
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -68,6 +69,28 @@ class ConversationSerializer(TaggedJSONSerializer):
         :param value: the JSON text.
         """
         return self._untag_scan(json.loads(value))
+
+
+#: The tags that never claim a value of an exact JSON type other than a
+#: one-key dict with a tag's key; with another tag registered, every value
+#: is tagged.
+_PLAIN_SAFE_TAGS = frozenset(
+    {
+        _RejectNonStringKeys,
+        flask_tag.TagDict,
+        flask_tag.PassDict,
+        flask_tag.TagTuple,
+        flask_tag.PassList,
+        flask_tag.TagBytes,
+        flask_tag.TagMarkup,
+        flask_tag.TagUUID,
+        flask_tag.TagDateTime,
+    }
+)
+
+
+def _default_tags_only(serializer: TaggedJSONSerializer) -> bool:
+    return all(type(tag) in _PLAIN_SAFE_TAGS for tag in serializer.order)
 
 
 def _is_plain(value: t.Any, tags: t.Mapping[str, t.Any]) -> bool:
