@@ -90,3 +90,100 @@ def test_http_figure(tmp_path: Path) -> None:
         # The page without conversation code sends the same HTML.
         sizes = row["extra"]["page_bytes"]
         assert sizes["baseline"] == sizes["subject"]
+
+
+# The shortcuts taken for speed must not change what the code does.
+
+
+def test_memory_store_shortcut_commits_like_plan_commit() -> None:
+    import random
+
+    from flask_conversation.stores.base import CommitBatch
+    from flask_conversation.stores.base import ConversationRecord
+    from flask_conversation.stores.base import ConversationStore
+    from flask_conversation.stores.memory import MemoryStore
+
+    class Reference(MemoryStore):
+        def commit(self, namespace: str, batch: CommitBatch) -> list[tuple[str, str]]:
+            return ConversationStore.commit(self, namespace, batch)
+
+    class Clock:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    rng = random.Random(1)
+    ids = [f"c{i}" for i in range(12)]
+    for _ in range(100):
+        clock = Clock()
+        size = rng.choice([5, 50, 1000])
+        fast, reference = MemoryStore(size, clock=clock), Reference(size, clock=clock)
+        for _ in range(40):
+            clock.now += rng.choice([0, 1, 5, 30])
+            saves = []
+            for cid in rng.sample(ids, rng.randint(0, 3)):
+                parent = rng.choice([None, None, rng.choice(ids)])
+                parent = None if parent == cid else parent
+                saves.append(
+                    ConversationRecord(
+                        id=cid,
+                        namespace="n",
+                        parent_id=parent,
+                        root_id=parent or cid,
+                        depth=1 if parent else 0,
+                        data="{}",
+                        description=None,
+                        timeout=rng.choice([10, 60]),
+                        created_at=clock.now,
+                        last_access=clock.now,
+                        ended=rng.random() < 0.1,
+                    )
+                )
+            deletes = {cid: "ended" for cid in rng.sample(ids, rng.choice([0, 0, 0, 1]))}
+            limit = rng.choice([3, 6, 32])
+            results = [
+                store.commit(
+                    "n", CommitBatch(saves=list(saves), deletes=dict(deletes), max_count=limit)
+                )
+                for store in (fast, reference)
+            ]
+            assert sorted(results[0]) == sorted(results[1])
+            kept = [
+                sorted((r.id, r.last_access, r.ended) for r in store.list_namespace("n"))
+                for store in (fast, reference)
+            ]
+            assert kept[0] == kept[1]
+
+
+def test_plain_data_shortcut_serializes_like_tagging() -> None:
+    import datetime
+    import json
+    import uuid
+
+    from markupsafe import Markup
+
+    from flask_conversation.serialization import ConversationSerializer
+
+    serializer = ConversationSerializer()
+
+    def tagged(value: object) -> str:
+        return json.dumps(
+            serializer.tag(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+
+    values = [
+        1, "é", None, True, 1.5, [1, "a", [None]], {"a": {"b": [1]}},
+        {" t": [1]}, {" di": {"x": 1}}, {"x": [{" u": "y"}]}, {" di": 1, "b": 2},
+        (1, 2), b"ab", Markup("<b>"), uuid.UUID(int=5),
+        datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
+        {1: "a"}, {"a": {2: 3}}, float("nan"), [float("inf")], {"a": set()},
+    ]  # fmt: skip
+    for value in values:
+        try:
+            expected = tagged(value)
+        except (TypeError, ValueError) as e:
+            with pytest.raises(type(e)):
+                serializer.dumps(value)
+        else:
+            assert serializer.dumps(value) == expected
