@@ -57,7 +57,7 @@ def begin_conversation(
     join: bool = False,
     nested: bool = False,
     id: str | t.Callable[..., str] | None = None,
-    description: str | None = None,
+    description: str | t.Callable[..., str] | None = None,
     timeout: Timeout | None = None,
 ) -> t.Callable[[F], F]:
     """Begin a long-running conversation before the view runs, so that the
@@ -75,14 +75,18 @@ def begin_conversation(
     :param nested: see :meth:`~flask_conversation.Conversation.begin`.
     :param id: a natural id, or a callable receiving the view's keyword
         arguments and returning one.
-    :param description: see :meth:`~flask_conversation.Conversation.begin`.
+    :param description: text shown in listings, or a callable receiving
+        the view's keyword arguments and returning it.
     :param timeout: see :meth:`~flask_conversation.Conversation.begin`.
     """
 
     def before(kwargs: dict[str, t.Any]) -> None:
-        cid = id(**kwargs) if callable(id) else id
         current_conversation().begin(
-            join=join, nested=nested, id=cid, description=description, timeout=timeout
+            join=join,
+            nested=nested,
+            id=id(**kwargs) if callable(id) else id,
+            description=description(**kwargs) if callable(description) else description,
+            timeout=timeout,
         )
 
     def decorator(view: F) -> F:

@@ -35,7 +35,6 @@ from werkzeug.wrappers import Response
 
 from .conversation import Conversation
 from .conversation import to_seconds
-from .errors import BusyConversation
 from .errors import ContextNotActive
 from .errors import ConversationError
 from .errors import ConversationIdInUse
@@ -53,6 +52,7 @@ from .stores.base import ConversationRecord
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
+    from flask.ctx import _AppCtxGlobals
 
     from .extension import ConversationScope
     from .stores.base import ConversationStore
@@ -248,16 +248,21 @@ class RequestState:
         namespace = self.namespace()
         if namespace is None or cid in self.deletes:
             return None
-        chain = self.store.load_chain(namespace, cid)
-        if chain is None or chain[-1].ended:
-            return None
-        if chain[0].id not in self.locks:
-            acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
-            if acquired is None:
+        if self.locks:
+            # It may be in a stack this request holds: look before locking,
+            # or the request would wait for itself.
+            chain = self.store.load_chain(namespace, cid)
+            if chain is None or chain[-1].ended:
                 return None
-            self.locks[acquired.root_id] = acquired.token
-            chain = acquired.chain
-        return self._adopt(chain)
+            if chain[0].id in self.locks:
+                return self._adopt(chain)
+        acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+        if acquired is None:
+            return None
+        self.locks[acquired.root_id] = acquired.token
+        if acquired.chain[-1].ended:
+            return None
+        return self._adopt(acquired.chain)
 
     def begin(
         self,
@@ -289,12 +294,6 @@ class RequestState:
         namespace = self.namespace(create=True)
         assert namespace is not None
         new_id = id or secrets.token_urlsafe(16)
-        if id is not None and not conv.long_running:
-            # Nobody else may create the same natural root while we do.
-            token = self.store.lock(namespace, id, self.settings.lock_timeout)
-            if token is None:
-                raise BusyConversation()
-            self.locks.setdefault(id, token)
 
         if conv.long_running:
             depth = conv.depth + 1
@@ -504,6 +503,13 @@ class RequestState:
 # -- access from anywhere in the request --------------------------------------
 
 
+def _g() -> _AppCtxGlobals:
+    # Every use of the conversation and every request's hooks come here:
+    # resolving the proxy once is several times cheaper than attribute
+    # access through it.
+    return g._get_current_object()  # type: ignore[no-any-return]
+
+
 def get_state() -> RequestState:
     """The current request's :class:`RequestState`, created on first use.
 
@@ -511,7 +517,8 @@ def get_state() -> RequestState:
     """
     if not has_request_context():
         raise ContextNotActive()
-    state: RequestState | None = g.get(_STATE)
+    namespace = _g()
+    state: RequestState | None = namespace.get(_STATE)
     if state is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         try:
@@ -522,7 +529,7 @@ def get_state() -> RequestState:
                 " call ConversationScope(app) or scope.init_app(app)."
             ) from None
         state = RequestState(app, ext.scope, ext.store)
-        setattr(g, _STATE, state)
+        setattr(namespace, _STATE, state)
     return state
 
 
@@ -530,7 +537,7 @@ def peek_state() -> RequestState | None:
     """The current request's state if the conversation was used, else
     ``None``; never resolves it.
     """
-    return g.get(_STATE) if has_request_context() else None
+    return _g().get(_STATE) if has_request_context() else None
 
 
 def current_conversation() -> Conversation:
@@ -592,6 +599,6 @@ def release_conversation(exc: BaseException | None) -> None:
 
     :param exc: the unhandled exception, if any.
     """
-    state = g.pop(_STATE, None)
+    state = _g().pop(_STATE, None)
     if state is not None:
         state.release()

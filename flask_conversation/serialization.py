@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import typing as t
 
+from flask.json import tag as flask_tag
 from flask.json.tag import JSONTag
 from flask.json.tag import TaggedJSONSerializer
 
@@ -58,9 +59,9 @@ class ConversationSerializer(TaggedJSONSerializer):
         :raise TypeError: a value of a type JSON does not carry.
         :raise ValueError: ``NaN`` or infinity.
         """
-        return json.dumps(
-            self.tag(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        if not (_default_tags_only(self) and _is_plain(value, self.tags)):
+            value = self.tag(value)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
     def loads(self, value: str) -> t.Any:
         """Load data serialized by :meth:`dumps`.
@@ -86,6 +87,46 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, RecursionError):
         return "it is nested too deeply or contains itself"
     return str(error)
+
+
+#: The tags that never claim a value of an exact JSON type other than a
+#: one-key dict with a tag's key; with another tag registered, every value
+#: is tagged.
+_PLAIN_SAFE_TAGS = frozenset(
+    {
+        _RejectNonStringKeys,
+        flask_tag.TagDict,
+        flask_tag.PassDict,
+        flask_tag.TagTuple,
+        flask_tag.PassList,
+        flask_tag.TagBytes,
+        flask_tag.TagMarkup,
+        flask_tag.TagUUID,
+        flask_tag.TagDateTime,
+    }
+)
+
+
+def _default_tags_only(serializer: TaggedJSONSerializer) -> bool:
+    return all(type(tag) in _PLAIN_SAFE_TAGS for tag in serializer.order)
+
+
+def _is_plain(value: t.Any, tags: t.Mapping[str, t.Any]) -> bool:
+    """Whether tagging ``value`` would give back an equal structure: only
+    exact JSON types, ``str`` keys, and no one-key dict whose key looks like
+    a tag. Such data skips the tagging walk, which costs more than the JSON
+    encoding itself.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return True
+    if kind is dict:
+        if len(value) == 1 and next(iter(value)) in tags:
+            return False
+        return all(type(k) is str and _is_plain(v, tags) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain(v, tags) for v in value)
+    return False
 
 
 def dump_data(

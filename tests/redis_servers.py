@@ -9,7 +9,8 @@ Fixtures:
 -   ``redis_cluster``: the session's three cluster :class:`RedisServer`\\ s.
 -   ``redis_cluster_client``: a :class:`redis.cluster.RedisCluster` on
     them, emptied before each test.
--   ``spare_redis_server``: a server of the test's own, to stop and restart.
+-   ``spare_redis_server``: a server of the test's own that keeps its data
+    across a restart, to stop and start again.
 """
 
 from __future__ import annotations
@@ -53,18 +54,26 @@ def free_port(with_bus: bool = False) -> int:
 
 
 class RedisServer:
-    """One ``redis-server`` process without persistence, listening on
+    """One ``redis-server`` process (no persistence unless asked), listening on
     127.0.0.1 only. It can be stopped and started again on the same port.
 
     :param directory: its working directory.
     :param port: the port; a free one by default.
     :param cluster: run it as a Redis Cluster node.
+    :param persist: keep the data across a restart (append-only file).
     """
 
-    def __init__(self, directory: Path, port: int | None = None, cluster: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        cluster: bool = False,
+        persist: bool = False,
+    ) -> None:
         self.port = port or free_port(with_bus=cluster)
         self.host = "127.0.0.1"
         self.cluster = cluster
+        self.persist = persist
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process: subprocess.Popen[bytes] | None = None
@@ -76,18 +85,29 @@ class RedisServer:
     def start(self) -> None:
         args = [
             REDIS_SERVER,
-            "--port", str(self.port),
-            "--bind", self.host,
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.directory),
-            "--logfile", str(self.directory / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--appendfsync",
+            "always",
+            "--dir",
+            str(self.directory),
+            "--logfile",
+            str(self.directory / "redis.log"),
         ]
         if self.cluster:
             args += [
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", f"nodes-{self.port}.conf",
-                "--cluster-node-timeout", "5000",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{self.port}.conf",
+                "--cluster-node-timeout",
+                "5000",
             ]
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -153,7 +173,7 @@ def redis_client(redis_server: RedisServer) -> t.Iterator[redis.Redis]:
 
 @pytest.fixture
 def spare_redis_server(tmp_path: Path) -> t.Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
+    server = RedisServer(tmp_path / "redis", persist=True)
     server.start()
     try:
         yield server

@@ -22,10 +22,18 @@ pytest.importorskip("asgiref")
 @pytest.fixture
 def views(app: Flask) -> None:
     @app.post("/hotels/<int:hotel_id>/book")
-    @begin_conversation(id=lambda hotel_id: f"booking-{hotel_id}", join=True, description="Booking")
+    @begin_conversation(
+        id=lambda hotel_id: f"booking-{hotel_id}",
+        join=True,
+        description=lambda hotel_id: f"Booking: hotel {hotel_id}",
+    )
     def book(hotel_id: int) -> dict[str, t.Any]:
         conversation.setdefault("hotel", hotel_id)
-        return {"id": conversation.id, "lr": conversation.long_running}
+        return {
+            "id": conversation.id,
+            "lr": conversation.long_running,
+            "description": conversation.description,
+        }
 
     @app.post("/async/book")
     @begin_conversation(timeout=60)
@@ -74,7 +82,7 @@ def views(app: Flask) -> None:
 
 def test_begin_decorator_with_natural_id(views: None, api: ConversationClient) -> None:
     rv = api.post("/hotels/7/book")
-    assert rv.json == {"id": "booking-7", "lr": True}
+    assert rv.json == {"id": "booking-7", "lr": True, "description": "Booking: hotel 7"}
     # Joined, not duplicated, from another tab.
     other = api.new_tab()
     assert other.post("/hotels/7/book").json["id"] == "booking-7"

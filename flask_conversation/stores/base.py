@@ -285,8 +285,31 @@ class ConversationStore:
 
     Subclasses implement the primitives; :meth:`acquire` and :meth:`commit`
     are built on them and may be overridden to do the same work in fewer
-    round trips. Methods that fail because the backend is unreachable raise
-    :exc:`~flask_conversation.ConversationStoreError`.
+    round trips. The contract every store keeps:
+
+    -   **Records.** One record per conversation, written whole: a reader
+        sees the old version or the new one, never a mix. Ids are unique
+        per namespace; namespaces never see each other's records.
+    -   **Time.** :attr:`clock` is the only time source. A record whose
+        :attr:`~ConversationRecord.expires_at` is not after ``clock()`` is
+        gone for :meth:`load_chain` and :meth:`acquire`, even if the backend
+        still holds it. A store with native expiry may drop such records by
+        itself (set :attr:`native_expiry`); the others leave it to
+        :meth:`commit` and :meth:`purge`.
+    -   **Locks.** One lock per stack, keyed by its root's id, held by one
+        owner at a time and released only with the owner's token. A store
+        shared between processes gives each lock a lease, so a crashed
+        holder does not block the stack forever. Waiting uses real time,
+        never :attr:`clock`.
+    -   **Commits.** :meth:`commit` applies the rules of
+        :func:`plan_commit` to what the namespace holds at that moment, and
+        releases the batch's locks even when it fails. A store whose
+        backend can fail part-way should apply a batch at once (one
+        transaction or script) so that a failure writes nothing.
+    -   **Failures.** Methods that fail because the backend is unreachable
+        raise :exc:`~flask_conversation.ConversationStoreError`, nothing
+        else, so the request answers 503 and the next one works again once
+        the backend is back.
 
     :param serializer: turns conversation data into text and back; by
         default :class:`~flask_conversation.serialization.ConversationSerializer`.
@@ -321,7 +344,7 @@ class ConversationStore:
     def save(self, record: ConversationRecord) -> None:
         """Write ``record`` whole, replacing any previous version atomically;
         a store with native expiry sets the time to live to
-        ``record.expires_at - now``.
+        ``record.expires_at - now``, so that each renewal slides it.
 
         :param record: the record to write.
         """
@@ -395,7 +418,10 @@ class ConversationStore:
         return chain
 
     def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
-        """Lock the stack ``cid`` belongs to and load its chain.
+        """Lock the stack ``cid`` belongs to and load its chain. The chain
+        is read while the lock is held, so it includes every change of the
+        previous holder. The default makes three calls (load, lock, load
+        again); a store may do it in one.
 
         :param namespace: the namespace to look in.
         :param cid: the conversation id the request named.
@@ -419,7 +445,10 @@ class ConversationStore:
         return Acquired(root_id, token, chain)
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
-        """Apply one request's changes, then release its locks.
+        """Apply one request's changes, then release its locks. Records of
+        the batch's stacks cannot change meanwhile (their locks are held);
+        other stacks of the namespace can, so the rules run against the
+        namespace as it is now, not as it was when the request began.
 
         :param namespace: the namespace the changes belong to.
         :param batch: the changes.

@@ -7,8 +7,10 @@ import typing as t
 from collections import OrderedDict
 
 from ..serialization import Serializer
+from .base import CommitBatch
 from .base import ConversationRecord
 from .base import ConversationStore
+from .base import Destroyed
 from .base import LocalLocks
 from .base import system_clock
 
@@ -42,6 +44,10 @@ class MemoryStore(ConversationStore):
         self._records: OrderedDict[tuple[str, str], ConversationRecord] = OrderedDict()
         # namespace -> ids, so that listing a namespace does not scan them all
         self._index: dict[str, set[str]] = {}
+        # namespace -> a time no record of it expires before (a lower bound:
+        # renewing or deleting records only moves the true earliest later),
+        # so that a commit knows without a scan that nothing has expired.
+        self._earliest: dict[str, float] = {}
         self._mutex = threading.Lock()
         self._locks = LocalLocks()
 
@@ -54,6 +60,7 @@ class MemoryStore(ConversationStore):
         ids.discard(key[1])
         if not ids:
             del self._index[key[0]]
+            self._earliest.pop(key[0], None)
 
     def load(self, namespace: str, cid: str) -> ConversationRecord | None:
         key = (namespace, cid)
@@ -71,6 +78,9 @@ class MemoryStore(ConversationStore):
             self._records[key] = _copy(record)
             self._records.move_to_end(key)
             self._index.setdefault(record.namespace, set()).add(record.id)
+            earliest = self._earliest.get(record.namespace)
+            if earliest is None or record.expires_at < earliest:
+                self._earliest[record.namespace] = record.expires_at
             while len(self._records) > self.max_size:
                 self._drop(next(iter(self._records)))
 
@@ -84,6 +94,36 @@ class MemoryStore(ConversationStore):
             return [
                 _copy(self._records[(namespace, cid)]) for cid in self._index.get(namespace, ())
             ]
+
+    def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
+        # The common request only renews or adds records: when nothing of
+        # the namespace can have expired, nothing is deleted and the
+        # namespace cannot exceed max_count, plan_commit would just save the
+        # batch, so skip copying the whole namespace to find that out.
+        if batch.saves and not batch.deletes and self._nothing_to_plan(namespace, batch):
+            try:
+                for record in batch.saves:
+                    self.save(record)
+                return []
+            finally:
+                for root_id, token in batch.unlock.items():
+                    self.unlock(namespace, root_id, token)
+        destroyed = super().commit(namespace, batch)
+        with self._mutex:
+            ids = self._index.get(namespace, ())
+            if ids:
+                self._earliest[namespace] = min(
+                    self._records[(namespace, cid)].expires_at for cid in ids
+                )
+        return destroyed
+
+    def _nothing_to_plan(self, namespace: str, batch: CommitBatch) -> bool:
+        with self._mutex:
+            ids = self._index.get(namespace, set())
+            if self._earliest.get(namespace, float("inf")) <= self.clock():
+                return False
+            new = sum(1 for r in batch.saves if r.id not in ids)
+            return len(ids) + new <= batch.max_count
 
     def namespaces(self) -> dict[str, int]:
         with self._mutex:

@@ -1,24 +1,29 @@
 """A store shared by every process and machine: one Redis key per
 conversation, locks and the commit rules run inside Redis.
 
-Layout of the keys of one namespace, all under one hash tag so that the
-namespace lives in one slot of a Redis Cluster and a script may touch any of
-them::
+The keys of one namespace, all under one hash tag, so that a namespace lives
+in one slot of a Redis Cluster and a script may touch any of them::
 
-    {prefix}{<namespace>}:c:<cid>     one record (JSON), expires natively
-    {prefix}{<namespace>}:l:<root>    the lock of one stack (owner token)
-    {prefix}{<namespace>}:i           index: cid -> small JSON metadata
-    {prefix}namespaces                every namespace, for the CLI only
+    <prefix>{<shard>}:<ns>:c:<cid>    one record (JSON), expires natively
+    <prefix>{<shard>}:<ns>:l:<root>   the lock of one stack (owner token)
+    <prefix>{<shard>}:<ns>:i          index: cid -> small JSON metadata
+    <prefix>{<shard>}:namespaces      the shard's namespaces, by expiry
+
+``<shard>`` is derived from a hash of the namespace (:func:`shard_tag`), so
+a namespace can be any string without breaking the tag, and the shard's
+namespace registry shares the slot: a commit keeps it up to date in the same
+script call, and listing namespaces reads the registries, never scanning
+the keyspace. ``<ns>`` is the namespace percent-encoded (:func:`escape`),
+so keys of different namespaces never collide.
 
 The index holds what the commit rules need (parent, root, last access,
-timeout, ended), so a commit never reads the records' data and listing a
-namespace never scans the keyspace.
+timeout, ended), so a commit never reads the records' data.
 """
 
 from __future__ import annotations
 
+import binascii
 import json
-import logging
 import math
 import secrets
 import time
@@ -37,8 +42,6 @@ from .base import system_clock
 if t.TYPE_CHECKING:  # pragma: no cover
     import redis
     import redis.cluster
-
-logger = logging.getLogger("flask_conversation")
 
 # Follow the parent links from a cid to its root, check that every record is
 # live by the store's clock, optionally take the root's lock, and return the
@@ -87,13 +90,13 @@ return out
 #   KEYS[1]  the namespace index
 #   ARGV     base, now, batch as JSON: m max_count, k keep roots,
 #            s [[cid, meta, value, ttl_ms]], d [[cid, reason or ""]],
-#            u [[root, token]]
+#            u [[root, token]]; the shard's registry, the namespace
 #   returns  {-1, root} a lock is held by another owner (nothing written),
-#            {1, created, cid, reason, cid, reason, ...}
+#            {1, cid, reason, cid, reason, ...}
 _COMMIT = """
 local base, now = ARGV[1], tonumber(ARGV[2])
 local batch = cjson.decode(ARGV[3])
-local index = KEYS[1]
+local index, registry, namespace = KEYS[1], ARGV[4], ARGV[5]
 
 for _, u in ipairs(batch.u) do
   local holder = redis.call('GET', base .. 'l:' .. u[1])
@@ -108,7 +111,6 @@ end
 
 local records, order = {}, {}
 local flat = redis.call('HGETALL', index)
-local created = #flat == 0
 for i = 1, #flat, 2 do
   records[flat[i]] = cjson.decode(flat[i + 1])
   order[#order + 1] = flat[i]
@@ -218,37 +220,43 @@ local horizon = 0
 for _, r in pairs(records) do
   if r.a + r.t - now > horizon then horizon = r.a + r.t - now end
 end
+-- The registry forgets namespaces that expired, this one included when empty.
+redis.call('ZREMRANGEBYSCORE', registry, '-inf', now)
 if horizon > 0 then
   redis.call('PEXPIRE', index, math.max(1, math.ceil(horizon * 1000)))
+  redis.call('ZADD', registry, now + horizon, namespace)
 else
   redis.call('DEL', index)
+  redis.call('ZREM', registry, namespace)
 end
 for _, u in ipairs(batch.u) do
   local key = base .. 'l:' .. u[1]
   if redis.call('GET', key) == u[2] then redis.call('DEL', key) end
 end
 
-local out = {1, (created and horizon > 0) and 1 or 0}
+local out = {1}
 for _, v in ipairs(destroyed) do out[#out + 1] = v end
 return out
 """
 
-# Write one record and its index entry.
-#   KEYS[1]  the index; ARGV base, cid, meta, value, ttl_ms
-#   returns  1 if the index was created
+# Write one record and its index entry, and register the namespace.
+#   KEYS[1]  the index; ARGV base, cid, meta, value, ttl_ms, now, registry,
+#            namespace
 _SAVE = """
-local index, ttl = KEYS[1], tonumber(ARGV[5])
-local created = redis.call('EXISTS', index) == 0
+local index, ttl, now = KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('SET', ARGV[1] .. 'c:' .. ARGV[2], ARGV[4], 'PX', ttl)
 redis.call('HSET', index, ARGV[2], ARGV[3])
 if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
-return created and 1 or 0
+redis.call('ZADD', ARGV[7], 'GT', now + ttl / 1000, ARGV[8])
 """
 
-# Remove one record and its index entry. KEYS[1] the index; ARGV base, cid.
+# Remove one record and its index entry, and the namespace from the
+# registry when it is empty. KEYS[1] the index; ARGV base, cid, registry,
+# namespace.
 _DELETE = """
 redis.call('DEL', ARGV[1] .. 'c:' .. ARGV[2])
-return redis.call('HDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', ARGV[3], ARGV[4]) end
 """
 
 # Every record of a namespace. KEYS[1] the index; ARGV base.
@@ -265,17 +273,6 @@ end
 return out
 """
 
-# The number of records of a namespace that are live by the store's clock.
-# KEYS[1] the index; ARGV now.
-_COUNT = """
-local now, n = tonumber(ARGV[1]), 0
-for _, meta in ipairs(redis.call('HVALS', KEYS[1])) do
-  local r = cjson.decode(meta)
-  if r.a + r.t > now then n = n + 1 end
-end
-return n
-"""
-
 # Release the locks whose owner is the given token. ARGV base, root, token, ...
 _UNLOCK = """
 local n = 0
@@ -289,29 +286,28 @@ end
 return n
 """
 
-# Forget a namespace only if nobody registered it again since it was read.
-# KEYS[1] the registry; ARGV namespace, the score that was read.
-_FORGET = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) == tonumber(ARGV[2]) then
-  return redis.call('ZREM', KEYS[1], ARGV[1])
-end
-return 0
-"""
+#: How many registries the namespaces are spread over; each lives in the
+#: slot of the namespaces it lists.
+SHARDS = 1024
 
 
-def hash_tag(namespace: str) -> str:
-    """The hash tag content for a namespace: the namespace itself with
-    ``%``, ``{`` and ``}`` percent-encoded, so that any string a
-    ``namespace_loader`` returns gives one well-formed tag, and different
-    namespaces never share keys. The empty namespace becomes ``%``, which no
-    other namespace can produce.
+def shard_tag(namespace: str) -> str:
+    """The hash tag content of a namespace's keys: one of :data:`SHARDS`
+    short tags, picked by a hash of the namespace, so that any string gives
+    a well-formed tag.
 
     :param namespace: the namespace.
     """
-    if not namespace:
-        return "%"
-    return namespace.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return f"s{binascii.crc_hqx(namespace.encode(), 0) % SHARDS}"
+
+
+def escape(namespace: str) -> str:
+    """The namespace as it appears in keys: ``%`` and ``:`` percent-encoded,
+    so that it never contains the separator that follows it.
+
+    :param namespace: the namespace.
+    """
+    return namespace.replace("%", "%25").replace(":", "%3A")
 
 
 def _text(value: t.Any) -> str:
@@ -338,11 +334,11 @@ class RedisStore(ConversationStore):
         script call locks the stack and loads its chain
         (:meth:`acquire`), one applies the commit rules, writes and unlocks
         (:meth:`commit`). A request that does not use a conversation makes
-        none. The first commit in a new namespace adds one call to register
-        the namespace for :meth:`namespaces`.
+        none.
     -   **Redis Cluster**: every key of a namespace carries the same hash
         tag, so a namespace lives in one slot and the scripts work unchanged
-        with :class:`redis.cluster.RedisCluster`.
+        with :class:`redis.cluster.RedisCluster`. The namespaces are spread
+        over :data:`SHARDS` tags, and so over the cluster's nodes.
     -   **Outages**: every Redis error becomes
         :exc:`~flask_conversation.ConversationStoreError` (503 with
         ``Retry-After``). Each write is one script, which Redis runs
@@ -350,8 +346,14 @@ class RedisStore(ConversationStore):
         Redis is back works normally.
 
     Expired conversations are reported (``conversation_destroyed`` with
-    reason ``"expired"``) when the next commit in their namespace notices
-    them; those Redis already dropped by itself are not reported.
+    reason ``"expired"``) by the next commit in their namespace. The
+    namespace's index remembers them until the last conversation of the
+    namespace expires; when a whole namespace expired in Redis, nothing is
+    reported.
+
+    Redis should not evict keys by itself (``maxmemory-policy
+    noeviction``): an evicted lock lets two requests into one stack, an
+    evicted record looks like an expired conversation.
 
     :param client: a :class:`redis.Redis` or
         :class:`redis.cluster.RedisCluster` client. Its retry and timeout
@@ -388,9 +390,7 @@ class RedisStore(ConversationStore):
         self._save = client.register_script(_SAVE)
         self._delete = client.register_script(_DELETE)
         self._list = client.register_script(_LIST)
-        self._count = client.register_script(_COUNT)
         self._unlock = client.register_script(_UNLOCK)
-        self._forget = client.register_script(_FORGET)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: t.Any) -> RedisStore:
@@ -411,7 +411,7 @@ class RedisStore(ConversationStore):
 
         :param namespace: the namespace.
         """
-        return f"{self.prefix}{{{hash_tag(namespace)}}}:"
+        return f"{self.prefix}{{{shard_tag(namespace)}}}:{escape(namespace)}:"
 
     def record_key(self, namespace: str, cid: str) -> str:
         """The key holding the record ``cid`` of ``namespace``.
@@ -436,10 +436,14 @@ class RedisStore(ConversationStore):
         """
         return f"{self.base(namespace)}i"
 
-    @property
-    def registry_key(self) -> str:
-        """The key listing every namespace (for :meth:`namespaces`)."""
-        return f"{self.prefix}namespaces"
+    def registry_key(self, namespace: str) -> str:
+        """The key of the registry that lists ``namespace``: a sorted set of
+        the namespaces of its shard, scored by when their last record
+        expires.
+
+        :param namespace: the namespace.
+        """
+        return f"{self.prefix}{{{shard_tag(namespace)}}}:namespaces"
 
     # -- helpers ---------------------------------------------------------------
 
@@ -474,15 +478,6 @@ class RedisStore(ConversationStore):
     @staticmethod
     def _record(namespace: str, cid: t.Any, value: t.Any) -> ConversationRecord:
         return ConversationRecord.from_dict(namespace, _text(cid), json.loads(value))
-
-    def _register(self, namespace: str) -> None:
-        # Another slot than the namespace's keys, so a call of its own; made
-        # only when a namespace's index is created. Listing is a tool for
-        # operators, so a failure here must not fail the request.
-        try:
-            self._call(self.client.zadd, self.registry_key, {namespace: self.clock()})
-        except ConversationStoreError:
-            logger.warning("Could not register namespace %r for listing.", namespace)
 
     def _run_chain(
         self, namespace: str, cid: str, token: str
@@ -520,7 +515,8 @@ class RedisStore(ConversationStore):
 
         :param record: the record to write.
         """
-        created = self._call(
+        now = self.clock()
+        self._call(
             self._save,
             keys=[self.index_key(record.namespace)],
             args=[
@@ -528,11 +524,12 @@ class RedisStore(ConversationStore):
                 record.id,
                 self._meta(record),
                 self._value(record),
-                self._ttl_ms(record, self.clock()),
+                self._ttl_ms(record, now),
+                repr(float(now)),
+                self.registry_key(record.namespace),
+                record.namespace,
             ],
         )
-        if int(created):
-            self._register(record.namespace)
 
     def delete(self, namespace: str, cid: str) -> None:
         """Remove the record and its index entry in one script call.
@@ -541,7 +538,9 @@ class RedisStore(ConversationStore):
         :param cid: the conversation id.
         """
         self._call(
-            self._delete, keys=[self.index_key(namespace)], args=[self.base(namespace), cid]
+            self._delete,
+            keys=[self.index_key(namespace)],
+            args=[self.base(namespace), cid, self.registry_key(namespace), namespace],
         )
 
     def list_namespace(self, namespace: str) -> list[ConversationRecord]:
@@ -550,9 +549,7 @@ class RedisStore(ConversationStore):
 
         :param namespace: the namespace to list.
         """
-        rv = self._call(
-            self._list, keys=[self.index_key(namespace)], args=[self.base(namespace)]
-        )
+        rv = self._call(self._list, keys=[self.index_key(namespace)], args=[self.base(namespace)])
         return [self._record(namespace, rv[i], rv[i + 1]) for i in range(0, len(rv), 2)]
 
     def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
@@ -588,29 +585,27 @@ class RedisStore(ConversationStore):
 
     def namespaces(self) -> dict[str, int]:
         """Every namespace with its number of live records, read from the
-        registry (no scan of the keyspace). Namespaces found empty are
-        dropped from the registry, unless a commit registered them again
-        meanwhile.
+        shards' registries and the namespaces' indexes in two pipelined
+        batches (no scan of the keyspace). A tool for operators: it reads
+        all :data:`SHARDS` registries.
         """
-        entries = self._call(self.client.zrange, self.registry_key, 0, -1, withscores=True)
+        now = self.clock()
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(SHARDS):
+            pipe.zrangebyscore(f"{self.prefix}{{s{shard}}}:namespaces", f"({now!r}", "+inf")
+        names = [_text(m) for members in self._call(pipe.execute) for m in members]
+        pipe = self.client.pipeline(transaction=False)
+        for namespace in names:
+            pipe.hvals(self.index_key(namespace))
         rv: dict[str, int] = {}
-        for member, score in entries:
-            namespace = _text(member)
-            count = int(
-                self._call(
-                    self._count,
-                    keys=[self.index_key(namespace)],
-                    args=[repr(float(self.clock()))],
-                )
-            )
+        for namespace, metas in zip(names, self._call(pipe.execute), strict=True):
+            count = 0
+            for meta in metas:
+                r = json.loads(meta)
+                if r["a"] + r["t"] > now:
+                    count += 1
             if count:
                 rv[namespace] = count
-            else:
-                self._call(
-                    self._forget,
-                    keys=[self.registry_key],
-                    args=[namespace, repr(float(score))],
-                )
         return rv
 
     # -- composite operations --------------------------------------------------
@@ -670,10 +665,7 @@ class RedisStore(ConversationStore):
         payload = {
             "m": batch.max_count,
             "k": sorted(batch.keep_roots),
-            "s": [
-                [r.id, self._meta(r), self._value(r), self._ttl_ms(r, now)]
-                for r in batch.saves
-            ],
+            "s": [[r.id, self._meta(r), self._value(r), self._ttl_ms(r, now)] for r in batch.saves],
             "d": [[cid, reason or ""] for cid, reason in batch.deletes.items()],
             "u": [[root_id, token] for root_id, token in batch.unlock.items()],
         }
@@ -684,6 +676,8 @@ class RedisStore(ConversationStore):
                 self.base(namespace),
                 repr(float(now)),
                 json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                self.registry_key(namespace),
+                namespace,
             ],
         )
         if int(rv[0]) != 1:
@@ -691,9 +685,7 @@ class RedisStore(ConversationStore):
                 f"The lock of stack {_text(rv[1])!r} was taken by another request"
                 " after its lease ran out; nothing was written."
             )
-        if int(rv[1]):
-            self._register(namespace)
-        return [(_text(rv[i]), _text(rv[i + 1])) for i in range(2, len(rv), 2)]
+        return [(_text(rv[i]), _text(rv[i + 1])) for i in range(1, len(rv), 2)]
 
 
 def _waits(timeout: float) -> t.Iterator[None]:
@@ -709,4 +701,3 @@ def _waits(timeout: float) -> t.Iterator[None]:
             return
         time.sleep(min(pause, left))
         pause = min(pause * 2, 0.05)
-

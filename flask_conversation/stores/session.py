@@ -7,9 +7,13 @@ import typing as t
 from flask import current_app
 from flask import session
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
+from itsdangerous.serializer import Serializer
 from werkzeug.http import dump_cookie
 
+from ..errors import BusyConversation
 from ..errors import ConversationError
+from .base import Acquired
 from .base import CommitBatch
 from .base import ConversationRecord
 from .base import ConversationStore
@@ -82,6 +86,19 @@ class SessionStore(ConversationStore):
     def unlock(self, namespace: str, root_id: str, token: str) -> None:
         self._locks.release(namespace, root_id, token)
 
+    def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
+        # The records live in this request's own copy of the session, which
+        # no other request can change while we wait for the lock: the chain
+        # read before locking is the one the base class would read again.
+        chain = self.load_chain(namespace, cid)
+        if chain is None:
+            return None
+        root_id = chain[0].id
+        token = self.lock(namespace, root_id, timeout)
+        if token is None:
+            raise BusyConversation()
+        return Acquired(root_id, token, chain)
+
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
         # One new mapping, checked against the cookie limit, then assigned:
         # the session is either fully updated or left as it was.
@@ -128,21 +145,27 @@ def _check_cookie_size(candidate: dict[str, t.Any]) -> None:
     serializer = interface.get_signing_serializer(app)
     if serializer is None:
         return
-    value = serializer.dumps(candidate)
-    size = len(
-        dump_cookie(
-            interface.get_cookie_name(app),
-            value,
-            expires=interface.get_expiration_time(app, session),
-            path=interface.get_cookie_path(app),
-            domain=interface.get_cookie_domain(app),
-            secure=interface.get_cookie_secure(app),
-            httponly=interface.get_cookie_httponly(app),
-            samesite=interface.get_cookie_samesite(app),
-            partitioned=interface.get_cookie_partitioned(app),
-            max_size=0,
+
+    def cookie_size(value: str) -> int:
+        return len(
+            dump_cookie(
+                interface.get_cookie_name(app),
+                value,
+                expires=interface.get_expiration_time(app, session),
+                path=interface.get_cookie_path(app),
+                domain=interface.get_cookie_domain(app),
+                secure=interface.get_cookie_secure(app),
+                httponly=interface.get_cookie_httponly(app),
+                samesite=interface.get_cookie_samesite(app),
+                partitioned=interface.get_cookie_partitioned(app),
+                max_size=0,
+            )
         )
-    )
+
+    bound = _value_bound(serializer, candidate)
+    if bound is not None and cookie_size("a" * bound) <= limit:
+        return
+    size = cookie_size(serializer.dumps(candidate))
     if size > limit:
         raise ConversationError(
             f"The conversations no longer fit in the session cookie ({size} bytes,"
@@ -150,3 +173,23 @@ def _check_cookie_size(candidate: dict[str, t.Any]) -> None:
             ' conversations on the server: set CONVERSATION_STORE = "redis" (or'
             ' "memory" for a single process), or use a server-side session.'
         )
+
+
+def _value_bound(serializer: t.Any, candidate: dict[str, t.Any]) -> int | None:
+    """An upper bound of ``len(serializer.dumps(candidate))`` for Flask's
+    own serializer class, or ``None`` for any other.
+
+    Signing compresses the JSON only when that makes it shorter, then
+    writes it in unpadded base64 (with a ``.`` in front when compressed)
+    followed by the separators, the timestamp and the signature, whose
+    lengths do not depend on the payload. Measuring the JSON and one empty
+    signature skips the compression and signing of the whole session on
+    every commit that is clearly under the limit.
+    """
+    if type(serializer) is not URLSafeTimedSerializer:
+        return None
+    payload = Serializer.dump_payload(serializer, candidate)
+    encoded = 1 + (4 * len(payload) + 2) // 3
+    signature = len(serializer.make_signer(serializer.salt).sign(b""))
+    # Room for a timestamp that grows by a byte before the real signing.
+    return encoded + signature + 2

@@ -8,12 +8,12 @@ import typing as t
 
 import pytest
 from flask import Flask
-from store_testing import Clock
-from store_testing import Records
 
 from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
+from stores.store_testing import Clock
+from stores.store_testing import Records
 
 #: The stores the contract tests run against. The session store works only
 #: inside a request, which its builder provides.

@@ -9,8 +9,6 @@ import threading
 import time
 
 import pytest
-from store_testing import Clock
-from store_testing import Records
 
 from flask_conversation import BusyConversation
 from flask_conversation.stores import ConversationStore
@@ -18,6 +16,8 @@ from flask_conversation.stores import MemoryStore
 from flask_conversation.stores.base import CommitBatch
 from flask_conversation.stores.base import ConversationRecord
 from flask_conversation.stores.base import plan_commit
+from stores.store_testing import Clock
+from stores.store_testing import Records
 
 
 def ids(records: list[ConversationRecord]) -> list[str]:

@@ -1,0 +1,150 @@
+"""The applications the in-process figures compare: each subject next to
+the same application written without the extension.
+
+Every app has the same two views:
+
+``POST /start``
+    begins a booking (a long-running conversation, or a hand-rolled tab
+    entry in the session) and answers with its id;
+``GET /step``
+    a step of the booking: reads the booking and writes one value, the
+    "read + write per request" of a long-running conversation.
+
+and ``GET /`` that never touches any state.
+"""
+
+from __future__ import annotations
+
+import secrets
+import typing as t
+
+from flask import abort
+from flask import Flask
+from flask import request
+from flask import session
+
+from flask_conversation import begin_conversation
+from flask_conversation import conversation
+from flask_conversation import conversation_required
+from flask_conversation import ConversationScope
+from flask_conversation.stores import ConversationStore
+
+#: The state of one booking, as the example's first step leaves it.
+BOOKING: dict[str, t.Any] = {
+    "hotel": "h-42",
+    "checkin": "2026-12-01",
+    "nights": 3,
+    "guests": 2,
+    "room": "double",
+    "step": 1,
+}
+
+#: The query parameter naming a hand-rolled tab.
+TAB_PARAM = "tab"
+
+
+def _base(name: str) -> Flask:
+    app = Flask(name)
+    app.config.update(SECRET_KEY="bench-secret-key", TESTING=False)
+
+    @app.get("/")
+    def index() -> str:
+        return "Hello, World!"
+
+    return app
+
+
+def _initial() -> dict[str, t.Any]:
+    # A form field "value" asks for a booking holding just that value.
+    if "value" in request.form:
+        return {"value": request.form["value"]}
+    return dict(BOOKING)
+
+
+def plain_app() -> Flask:
+    """The application without the extension, and without state."""
+    return _base("bench_plain")
+
+
+def conversation_app(store: ConversationStore | None = None, **config: t.Any) -> Flask:
+    """The application with the extension: ``/step`` works in the
+    long-running conversation the request names.
+
+    :param store: the store; the default is the config's (``SessionStore``).
+    :param config: extra configuration, e.g. ``CONVERSATION_MAX_COUNT``.
+    """
+    app = _base("bench_conversation")
+    app.config.update(config)
+    ConversationScope(app, store=store)
+
+    @app.post("/start")
+    @begin_conversation()
+    def start() -> str:
+        conversation.update(_initial())
+        return t.cast(str, conversation.id)
+
+    @app.get("/step")
+    @conversation_required
+    def step() -> str:
+        conversation["step"] = conversation["step"] + 1
+        return f"{conversation['hotel']}: step {conversation['step']}"
+
+    return app
+
+
+def tabs_app(session_redis: t.Any = None) -> Flask:
+    """The same application keeping each booking by hand in
+    ``session["tabs"][tab_id]``, in Flask's cookie session or, with
+    ``session_redis``, in Flask-Session's Redis backend.
+
+    :param session_redis: a Redis client for Flask-Session, or ``None``.
+    """
+    app = _base("bench_tabs")
+    if session_redis is not None:
+        from flask_session import Session
+
+        app.config.update(SESSION_TYPE="redis", SESSION_REDIS=session_redis)
+        Session(app)
+
+    @app.post("/start")
+    def start() -> str:
+        tab_id = secrets.token_urlsafe(16)
+        session.setdefault("tabs", {})[tab_id] = _initial()
+        session.modified = True
+        return tab_id
+
+    @app.get("/step")
+    def step() -> str:
+        tab = session.get("tabs", {}).get(request.args.get(TAB_PARAM, ""))
+        if tab is None:
+            abort(400)
+        tab["step"] = tab["step"] + 1
+        session.modified = True
+        return f"{tab['hotel']}: step {tab['step']}"
+
+    return app
+
+
+def start(app: Flask, cookie: str | None = None, value: str | None = None) -> tuple[str, str]:
+    """Begin a booking through the test client.
+
+    :param app: a :func:`conversation_app` or :func:`tabs_app`.
+    :param cookie: the session cookie to send, to begin another booking
+        for the same user.
+    :param value: keep only this value in the booking.
+    :return: the booking's id and the session cookie after it.
+    """
+    client = app.test_client()
+    if cookie is not None:
+        client.set_cookie(_cookie_name(app), cookie)
+    rv = client.post("/start", data={} if value is None else {"value": value})
+    if rv.status_code != 200:
+        raise RuntimeError(f"/start answered {rv.status}")
+    cookie_obj = client.get_cookie(_cookie_name(app))
+    if cookie_obj is None:
+        raise RuntimeError("/start set no session cookie")
+    return rv.get_data(as_text=True), cookie_obj.value
+
+
+def _cookie_name(app: Flask) -> str:
+    return t.cast(str, app.config["SESSION_COOKIE_NAME"])

@@ -1,0 +1,211 @@
+"""Figure 6's page: the booking example's review page (``GET /booking``),
+the page every step of a booking returns to, served by gunicorn.
+
+``create_app("conversation")`` is the example itself with ``RedisStore``
+(``BENCH_REDIS_URL``). ``create_app("plain")`` is the same page with the
+conversation code removed: the example's templates rendered from constants
+that stand in for the booking, with ``url_for`` for ``url_for_cid`` and a
+fixed hidden field, so both send the same HTML.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import typing as t
+import urllib.parse
+from datetime import date
+from datetime import timedelta
+from http.cookies import SimpleCookie
+
+from flask import Blueprint
+from flask import Flask
+from flask import render_template
+from flask import url_for
+from markupsafe import Markup
+
+#: The page measured.
+PAGE = "/booking"
+#: A cid for the plain page's links, as long as a generated one.
+FAKE_CID = "x" * 22
+
+
+def _stay() -> dict[str, t.Any]:
+    check_in = date.today() + timedelta(days=7)
+    return {
+        "check_in": check_in.isoformat(),
+        "check_out": (check_in + timedelta(days=3)).isoformat(),
+        "nights": 3,
+        "guests": 2,
+    }
+
+
+class _Stand(dict):  # type: ignore[type-arg]
+    """A dict that Jinja also reads as attributes, like the conversation."""
+
+    def __getattr__(self, name: str) -> t.Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _plain_app() -> Flask:
+    from examples import booking
+    from examples.booking.hotels import BEDS
+    from examples.booking.hotels import get_hotel
+    from examples.booking.hotels import HotelConverter
+    from examples.booking.stay import total_price
+
+    root = os.path.dirname(booking.__file__)
+    app = Flask(
+        "bench_example_plain",
+        template_folder=os.path.join(root, "templates"),
+        static_folder=os.path.join(root, "static"),
+    )
+    app.config["SECRET_KEY"] = "bench-secret-key"
+    app.url_map.converters["hotel"] = HotelConverter
+    bp = Blueprint("booking", __name__)
+    hotel = get_hotel(1)
+    assert hotel is not None
+    room = hotel.room("standard")
+    assert room is not None
+
+    def nothing() -> str:
+        return ""
+
+    for rule, endpoint in [
+        ("/", "index"),
+        ("/booking/dates", "dates"),
+        ("/booking/room", "choose_room"),
+        ("/booking/confirm", "confirm"),
+        ("/booking/cancel", "cancel"),
+        ("/booking/resume", "resume"),
+    ]:
+        bp.add_url_rule(rule, endpoint, nothing)
+
+    @bp.get("/booking")
+    def review() -> str:
+        booking = _Stand(_stay())
+        booking["room"] = _Stand(
+            id=room.id, name=room.name, price=room.price, bed="double", breakfast=True
+        )
+        booking.update(
+            id=FAKE_CID, long_running=True, nested=False, description=f"Booking: {hotel.name}"
+        )
+        booking["root"] = booking
+        booking["stack"] = [booking]
+        info = _Stand(id=FAKE_CID, description=booking["description"], depth=0, parent_id=None)
+        total = total_price(booking["nights"], booking["guests"], room.price, True)
+        return render_template(
+            "review.html",
+            hotel=hotel,
+            room=room,
+            beds=BEDS,
+            total=total,
+            conversation=booking,
+            conversations=lambda: [info],
+            url_for_cid=lambda endpoint, **values: url_for(endpoint, cid=FAKE_CID, **values),
+            conversation_field=lambda: Markup(
+                f'<input type="hidden" name="cid" value="{FAKE_CID}">'
+            ),
+        )
+
+    app.register_blueprint(bp)
+    return app
+
+
+def create_app(variant: str = "conversation") -> Flask:
+    """The booking example, or its review page without conversations.
+
+    :param variant: ``"conversation"`` or ``"plain"``.
+    """
+    if variant == "plain":
+        return _plain_app()
+    if variant != "conversation":
+        raise ValueError(f"unknown variant {variant!r}")
+    from examples.booking import create_app as create_example
+
+    os.environ["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
+    return create_example()
+
+
+class _Browser:
+    """Just enough of a browser for the setup: one cookie, no redirects
+    followed, so every step is checked. It talks HTTP to ``port``, or
+    drives ``app`` in process when one is given.
+    """
+
+    def __init__(self, port: int = 0, app: Flask | None = None) -> None:
+        self.port = port
+        self.app = app
+        self.cookie = ""
+
+    def send(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+        if self.app is not None:
+            return self._send_app(self.app, method, path, form)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            headers = {"Cookie": self.cookie} if self.cookie else {}
+            body = None
+            if form is not None:
+                body = urllib.parse.urlencode(form)
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            conn.request(method, path, body=body, headers=headers)
+            rv = conn.getresponse()
+            rv.read()
+            for value in rv.headers.get_all("Set-Cookie") or ():
+                jar = SimpleCookie(value)
+                if "session" in jar:
+                    self.cookie = f"session={jar['session'].value}"
+            location = rv.headers.get("Location", "")
+            return rv.status, urllib.parse.urlsplit(location)._replace(
+                scheme="", netloc=""
+            ).geturl()
+        finally:
+            conn.close()
+
+    def _send_app(
+        self, app: Flask, method: str, path: str, form: dict[str, str] | None
+    ) -> tuple[int, str]:
+        client = app.test_client()
+        if self.cookie:
+            client.set_cookie("session", self.cookie.partition("=")[2])
+        rv = client.open(path, method=method, data=form)
+        cookie = client.get_cookie("session")
+        if cookie is not None:
+            self.cookie = f"session={cookie.value}"
+        location = urllib.parse.urlsplit(rv.headers.get("Location", ""))
+        return rv.status_code, location._replace(scheme="", netloc="").geturl()
+
+    def expect(self, method: str, path: str, form: dict[str, str] | None = None) -> str:
+        status, location = self.send(method, path, form)
+        if status not in (302, 303):
+            raise RuntimeError(f"{method} {path} answered {status}, not a redirect")
+        return location
+
+
+def open_booking(port: int = 0, app: Flask | None = None) -> tuple[str, str]:
+    """Book hotel 1 the way a user does (dates, then a room in the nested
+    choice) and stop at the review page.
+
+    :param port: where the example runs over HTTP.
+    :param app: the example application, to drive it in process instead.
+    :return: the review page's path with its cid, and the session cookie.
+    """
+    browser = _Browser(port, app)
+    dates = browser.expect("POST", "/hotels/1/book", {})
+    cid = urllib.parse.parse_qs(urllib.parse.urlsplit(dates).query)["cid"][0]
+    stay = _stay()
+    review = browser.expect(
+        "POST", dates, {k: str(stay[k]) for k in ("check_in", "check_out", "guests")}
+    )
+    rooms = browser.expect("POST", "/booking/room", {"cid": cid})
+    extras = browser.expect("POST", rooms, {"room": "standard"})
+    review = browser.expect("POST", extras, {"bed": "double", "breakfast": "yes"})
+    if urllib.parse.urlsplit(review).path != PAGE or cid not in review:
+        raise RuntimeError(f"the room choice ended at {review}, not the review page")
+    status, _ = browser.send("GET", review)
+    if status != 200:
+        raise RuntimeError(f"GET {review} answered {status}")
+    return review, browser.cookie

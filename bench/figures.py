@@ -1,0 +1,363 @@
+"""The in-process figures (1 to 5 and 7): each builds its applications,
+prepares the requests once, checks that they answer as expected, then
+times them with :func:`bench.timing.compare`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import string
+import time
+import typing as t
+
+from flask import Flask
+
+from . import apps
+from .results import ratio_row
+from .results import Row
+from .results import skipped
+from .timing import compare
+from .timing import Settings
+from .wsgi import caller
+from .wsgi import prepare
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    import redis
+
+HEADER = "X-Conversation-Id"
+
+
+@dataclasses.dataclass
+class Context:
+    """What every figure may use.
+
+    :param timing: how long and how often to measure.
+    :param counts: the numbers of live conversations of figure 4.
+    :param redis_url: the throwaway server's URL, ``None`` without Redis.
+    :param redis_error: why Redis figures are skipped, if they are.
+    """
+
+    timing: Settings
+    counts: tuple[int, ...] = (1, 10, 100, 1000)
+    redis_url: str | None = None
+    redis_error: str | None = None
+
+    def redis_client(self) -> redis.Redis:
+        """A new client of the throwaway server."""
+        import redis as redis_py
+
+        assert self.redis_url is not None
+        return redis_py.Redis.from_url(self.redis_url)
+
+
+def _step(app: Flask, cid: str, cookie: str, param: str = "cid") -> t.Callable[[], None]:
+    environ, _ = prepare(app, "/step", query={param: cid}, cookie=f"session={cookie}")
+    return caller(app, environ, expect_header=HEADER if param == "cid" else None)
+
+
+def redis_cpu_clock(client: redis.Redis) -> tuple[str, t.Callable[[], float]]:
+    """A clock of the CPU time this thread and the Redis server spend: the
+    whole cost of a request that talks to Redis, which unlike the wall
+    clock does not count the time other processes on a busy machine hold
+    the cores. Reading the server's counter costs both sides the same.
+
+    :param client: a client of the benchmark's own server.
+    """
+
+    def clock() -> float:
+        info = client.info("cpu")
+        return time.thread_time() + float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    return "cpu+redis", clock
+
+
+def _redis_store(ctx: Context, prefix: str) -> t.Any:
+    from flask_conversation.stores.redis import RedisStore
+
+    return RedisStore(ctx.redis_client(), prefix=prefix)
+
+
+def redis_missing(ctx: Context) -> str | None:
+    """Why the Redis figures cannot run, or ``None`` if they can.
+
+    :param ctx: the run's context.
+    """
+    if ctx.redis_error is not None:
+        return ctx.redis_error
+    try:
+        import flask_conversation.stores.redis  # noqa: F401
+    except ImportError as e:
+        return f"RedisStore not importable ({e})"
+    return None
+
+
+# -- 1 -------------------------------------------------------------------------
+
+
+def figure_1(ctx: Context) -> list[Row]:
+    """A view that never touches the conversation, with and without the
+    extension.
+
+    :param ctx: the run's context.
+    """
+    plain = apps.plain_app()
+    with_ext = apps.conversation_app()
+    baseline = caller(plain, prepare(plain, "/")[0])
+    subject = caller(with_ext, prepare(with_ext, "/")[0])
+    return [
+        ratio_row(
+            "1",
+            "untouched view, extension installed",
+            "same app without the extension",
+            compare(baseline, subject, ctx.timing),
+            1.03,
+        )
+    ]
+
+
+# -- 2 and 3 -------------------------------------------------------------------
+
+
+def figure_2(ctx: Context) -> list[Row]:
+    """Read + write of a long-running conversation per request, in Flask's
+    cookie session, against a hand-rolled ``session["tabs"][tab_id]``.
+
+    :param ctx: the run's context.
+    """
+    tabs = apps.tabs_app()
+    tab_id, tab_cookie = apps.start(tabs)
+    conv = apps.conversation_app()
+    cid, cookie = apps.start(conv)
+    return [
+        ratio_row(
+            "2",
+            "read+write, SessionStore (cookie session)",
+            'hand-rolled session["tabs"][tab_id]',
+            compare(
+                _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
+                _step(conv, cid, cookie),
+                ctx.timing,
+            ),
+            1.25,
+        )
+    ]
+
+
+def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
+    """Read + write of a long-running conversation per request in
+    ``RedisStore``, against Flask-Session's Redis backend holding the
+    hand-rolled dict; once with the user's only booking, and once with
+    more bookings open in other tabs, which Flask-Session reads and writes
+    whole on every request.
+
+    :param ctx: the run's context.
+    :param bookings: how many bookings the user has open, one row each.
+    """
+    what = "read+write, RedisStore (cookie session holds the namespace)"
+    why = redis_missing(ctx)
+    if why:
+        return [skipped("3", what, why)]
+    rows = []
+    for open_bookings in bookings:
+        tabs = apps.tabs_app(session_redis=ctx.redis_client())
+        tab_id, tab_cookie = apps.start(tabs)
+        conv = apps.conversation_app(_redis_store(ctx, f"bench3-{open_bookings}:"))
+        cid, cookie = apps.start(conv)
+        for _ in range(open_bookings - 1):
+            _, tab_cookie = apps.start(tabs, tab_cookie)
+            _, cookie = apps.start(conv, cookie)
+        suffix = "" if open_bookings == 1 else f", {open_bookings} bookings open"
+        rows.append(
+            ratio_row(
+                "3",
+                what + suffix,
+                "Flask-Session Redis, hand-rolled tabs dict",
+                compare(
+                    _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
+                    _step(conv, cid, cookie),
+                    ctx.timing,
+                    clock=redis_cpu_clock(ctx.redis_client()),
+                ),
+                1.0,
+            )
+        )
+        rows[-1].extra["bookings"] = open_bookings
+    return rows
+
+
+# -- 4 -------------------------------------------------------------------------
+
+
+def _populated(store: t.Any, live: int, limit: int) -> tuple[t.Callable[[], None], Flask]:
+    """An app whose namespace holds ``live`` conversations, and the call
+    that steps the first one.
+    """
+    app = apps.conversation_app(store, CONVERSATION_MAX_COUNT=limit)
+    cid, cookie = apps.start(app)
+    for _ in range(live - 1):
+        apps.start(app, cookie)
+    return _step(app, cid, cookie), app
+
+
+def figure_4(ctx: Context) -> list[Row]:
+    """The cost of one read + write against the number of live
+    conversations in the namespace, for ``MemoryStore`` and ``RedisStore``.
+
+    :param ctx: the run's context.
+    """
+    from flask_conversation.stores import MemoryStore
+
+    limit = max(ctx.counts) + 8
+    rows: list[Row] = []
+    builders: dict[str, tuple[t.Callable[[str], t.Any], t.Any]] = {
+        "MemoryStore": (lambda prefix: MemoryStore(max_size=limit * 4), "cpu"),
+    }
+    why = redis_missing(ctx)
+    if why is None:
+        builders["RedisStore"] = (
+            lambda prefix: _redis_store(ctx, prefix),
+            redis_cpu_clock(ctx.redis_client()),
+        )
+    for name, (build, clock) in builders.items():
+        baseline, _ = _populated(build("bench4-base:"), 1, limit)
+        for live in ctx.counts:
+            subject, _ = _populated(build(f"bench4-{live}:"), live, limit)
+            top = live == max(ctx.counts)
+            rows.append(
+                ratio_row(
+                    "4",
+                    f"read+write, {name}, {live} live in the namespace",
+                    "1 live conversation",
+                    compare(baseline, subject, ctx.timing, clock=clock),
+                    1.10 if top else None,
+                )
+            )
+            rows[-1].extra.update(store=name, live=live)
+    if why is not None:
+        rows.append(skipped("4", "RedisStore rows", why))
+    return rows
+
+
+# -- 5 -------------------------------------------------------------------------
+
+
+def _server_counts(client: redis.Redis) -> tuple[int, int]:
+    info = client.info("stats")
+    return int(info["total_reads_processed"]), int(info["total_commands_processed"])
+
+
+def figure_5(ctx: Context, requests: int = 200) -> list[Row]:
+    """Round trips to Redis per request, counted by the server: its read
+    events (one per request the client sends, pipelined commands arrive
+    together) and its commands.
+
+    :param ctx: the run's context.
+    :param requests: requests per count.
+    """
+    what = "Redis round trips per request"
+    why = redis_missing(ctx)
+    if why:
+        return [skipped("5", what, why)]
+    app = apps.conversation_app(_redis_store(ctx, "bench5:"))
+    cid, cookie = apps.start(app)
+    cases = {
+        "use": _step(app, cid, cookie),
+        "no use (names a cid)": caller(
+            app, prepare(app, "/", query={"cid": cid}, cookie=f"session={cookie}")[0]
+        ),
+        "no use (no cid)": caller(app, prepare(app, "/", cookie=f"session={cookie}")[0]),
+    }
+    try:
+        from examples.booking import create_app as create_example
+
+        from .example import open_booking
+    except ImportError:
+        pass
+    else:
+        # The example's page also lists the user's open bookings.
+        example = create_example(
+            {"CONVERSATION_STORE": "redis", "CONVERSATION_REDIS": ctx.redis_url}
+        )
+        path, cookie = open_booking(app=example)
+        page, _, query = path.partition("?")
+        cases["use (booking example review page, informative)"] = caller(
+            example,
+            prepare(example, page, query=dict([query.split("=", 1)]), cookie=cookie)[0],
+            expect_header=HEADER,
+        )
+    monitor = ctx.redis_client()
+    try:
+        # What reading the counters costs by itself.
+        first = _server_counts(monitor)
+        second = _server_counts(monitor)
+        idle = (second[0] - first[0], second[1] - first[1])
+        rows = []
+        for name, call in cases.items():
+            before = _server_counts(monitor)
+            for _ in range(requests):
+                call()
+            after = _server_counts(monitor)
+            trips = (after[0] - before[0] - idle[0]) / requests
+            commands = (after[1] - before[1] - idle[1]) / requests
+            limit = None if "informative" in name else 2 if name == "use" else 0
+            rows.append(
+                Row(
+                    figure="5",
+                    what=f"{what}, {name}",
+                    baseline="",
+                    result=f"{trips:g} round trips",
+                    target="" if limit is None else f"<= {limit}",
+                    met=None if limit is None else trips <= limit,
+                    absolute=f"{commands:g} commands",
+                    value=trips,
+                    extra={"commands": commands, "requests": requests},
+                )
+            )
+        return rows
+    finally:
+        monitor.close()
+
+
+# -- 7 -------------------------------------------------------------------------
+
+
+def _value(rng: random.Random) -> str:
+    return "".join(rng.choices(string.ascii_letters + string.digits, k=100))
+
+
+def _cookie_sizes(app: Flask, count: int) -> list[int]:
+    rng = random.Random(7)
+    sizes = []
+    cookie = None
+    for _ in range(count):
+        _, cookie = apps.start(app, cookie, value=_value(rng))
+        sizes.append(len(cookie))
+    return sizes
+
+
+def figure_7(ctx: Context, count: int = 10) -> list[Row]:
+    """Bytes each long-running conversation holding a 100-byte value adds
+    to Flask's session cookie, next to a hand-rolled tab holding it.
+
+    :param ctx: the run's context.
+    :param count: conversations begun one after the other.
+    """
+    ours = _cookie_sizes(apps.conversation_app(), count)
+    theirs = _cookie_sizes(apps.tabs_app(), count)
+    per = (ours[-1] - ours[0]) / (count - 1)
+    per_tab = (theirs[-1] - theirs[0]) / (count - 1)
+    return [
+        Row(
+            figure="7",
+            what="session cookie bytes per conversation (100-byte value)",
+            baseline="hand-rolled tab holding the same value",
+            result=f"{per:.0f} bytes",
+            absolute=(
+                f"hand-rolled {per_tab:.0f} bytes/tab; first conversation"
+                f" {ours[0]} bytes (hand-rolled {theirs[0]})"
+            ),
+            value=per,
+            extra={"cookie_sizes": ours, "hand_rolled_sizes": theirs},
+        )
+    ]

@@ -1,0 +1,1 @@
+"""Tests that drive the examples in a real browser."""

@@ -1,0 +1,82 @@
+"""The examples pick their store from the environment as documented:
+``REDIS_URL`` switches the booking site and the bot to Redis. This runs
+against the same throwaway redis-server as the browser tests.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+import redis
+from flask import Flask
+
+from examples import booking
+from examples import bot
+from flask_conversation import ConversationScope
+from flask_conversation.stores import MemoryStore
+from flask_conversation.stores import SessionStore
+from flask_conversation.testing import ConversationClient
+
+
+@pytest.fixture
+def app_with_redis_url(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> t.Iterator[t.Callable[[t.Callable[..., Flask]], Flask]]:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    apps: list[Flask] = []
+
+    def make(factory: t.Callable[..., Flask]) -> Flask:
+        app = factory({"TESTING": True})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        ConversationScope.get_store(app).client.close()  # type: ignore[attr-defined]
+
+
+def test_defaults_without_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert type(ConversationScope.get_store(booking.create_app())) is SessionStore
+    assert type(ConversationScope.get_store(bot.create_app())) is MemoryStore
+
+
+def test_booking_keeps_conversations_in_redis(
+    app_with_redis_url: t.Callable[[t.Callable[..., Flask]], Flask], redis_url: str
+) -> None:
+    from flask_conversation.stores import RedisStore
+
+    app = app_with_redis_url(booking.create_app)
+    assert isinstance(ConversationScope.get_store(app), RedisStore)
+    app.test_client_class = ConversationClient
+    tab = t.cast(ConversationClient, app.test_client())
+    tab.post("/hotels/2/book")
+    assert tab.cid is not None
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = [k.decode() for k in client.scan_iter(match="conversation:*")]
+    finally:
+        client.close()
+    assert any(tab.cid in key for key in keys), keys
+    page = tab.get("/booking/dates")
+    assert "Alpine Lodge" in page.text
+    assert "Booking: Alpine Lodge" in tab.get("/").text
+
+
+def test_bot_keeps_chats_in_redis(
+    app_with_redis_url: t.Callable[[t.Callable[..., Flask]], Flask],
+) -> None:
+    from flask_conversation.stores import RedisStore
+
+    # Two application instances stand for two processes sharing Redis.
+    one, two = app_with_redis_url(bot.create_app), app_with_redis_url(bot.create_app)
+    assert isinstance(ConversationScope.get_store(one), RedisStore)
+    message = {"platform": "test", "user_id": "redis-chat", "text": "Hi"}
+    assert one.test_client().post("/webhook", json=message).json == {
+        "replies": ["Count: 1", "Hi, what's your nickname?"]
+    }
+    rv = two.test_client().post("/webhook", json={**message, "text": "Tim"})
+    assert rv.json == {"replies": ["Count: 2", "Hello Tim"]}
+    rv = one.test_client().post("/webhook", json={**message, "text": "/reset"})
+    assert rv.status_code == 200

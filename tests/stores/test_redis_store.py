@@ -1,0 +1,538 @@
+"""What only RedisStore promises, checked on real servers: key layout and
+hash tags, JSON values, native expiry, lock leases, round trips per
+request, and recovery from an outage.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import typing as t
+
+import pytest
+import redis
+from flask import Flask
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.retry import Retry
+from redis_servers import RedisServer
+
+from flask_conversation import BusyConversation
+from flask_conversation import conversation
+from flask_conversation import ConversationScope
+from flask_conversation import ConversationStoreError
+from flask_conversation.stores.base import CommitBatch
+from flask_conversation.stores.redis import RedisStore
+from flask_conversation.stores.redis import shard_tag
+from flask_conversation.testing import ConversationClient
+from stores.store_testing import Clock
+from stores.store_testing import Records
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def client(request: pytest.FixtureRequest) -> redis.Redis | RedisCluster:
+    fixture = "redis_client" if request.param == "redis" else "redis_cluster_client"
+    return t.cast("redis.Redis | RedisCluster", request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def store(client: redis.Redis | RedisCluster, store_clock: Clock) -> RedisStore:
+    return RedisStore(client, clock=store_clock)
+
+
+def all_keys(client: redis.Redis | RedisCluster) -> list[str]:
+    if isinstance(client, RedisCluster):
+        keys = client.keys(target_nodes=RedisCluster.ALL_NODES)
+    else:
+        keys = client.keys()
+    return sorted(k.decode() for k in keys)
+
+
+NAMESPACES = ["plain", "telegram:42", "a{b}c", "{", "}x{", "%7B", "", "ünï{}"]
+
+
+def test_a_namespace_lives_in_one_slot(
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records
+) -> None:
+    for ns in NAMESPACES:
+        root = make("root", namespace=ns)
+        store.save(root)
+        store.save(make("child", root, namespace=ns))
+        acquired = store.acquire(ns, "child", 1)
+        assert acquired is not None
+        held = store.lock(ns, "natural-id", 1)
+        assert held is not None
+        slots = {
+            key_slot(key.encode()) for key in all_keys(client) if key.startswith(store.base(ns))
+        }
+        # records, index and both locks
+        assert len([k for k in all_keys(client) if k.startswith(store.base(ns))]) == 5
+        assert slots == {key_slot(store.registry_key(ns).encode())}
+        assert client.zscore(store.registry_key(ns), ns) is not None
+        store.commit(ns, CommitBatch(deletes={"root": "cleared"}, unlock={"root": acquired.token}))
+        store.unlock(ns, "natural-id", held)
+        assert not [k for k in all_keys(client) if k.startswith(store.base(ns))]
+    # Distinct namespaces never share a key prefix.
+    bases = [store.base(ns) for ns in NAMESPACES]
+    assert len(set(bases)) == len(bases)
+    assert not any(a != b and b.startswith(a) for a in bases for b in bases)
+
+
+def test_prefix_cannot_break_the_hash_tag(client: redis.Redis | RedisCluster) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        RedisStore(client, prefix="app{1}:")
+
+
+def test_values_are_json(
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records
+) -> None:
+    record = make("root", data='{"cart":[1,"é"]}', description="Trip")
+    store.save(record)
+    raw = client.get(store.record_key("ns", "root"))
+    assert raw is not None
+    value = json.loads(raw)
+    assert value["d"] == record.data
+    assert value["n"] == "Trip"
+    assert not raw.startswith(b"\x80")  # no pickle protocol header
+
+
+def test_native_expiry_slides_on_use(
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records
+) -> None:
+    root = make("root", timeout=600)
+    store.save(root)
+    key = store.record_key("ns", "root")
+    assert 0 < client.pttl(key) <= 600_000
+    assert client.pttl(store.index_key("ns")) >= client.pttl(key) - 100
+    # As if most of the timeout had passed in Redis's own time.
+    client.pexpire(key, 2_000)
+    acquired = store.acquire("ns", "root", 1)
+    assert acquired is not None
+    # Held by a request: kept at least for the lock's lease.
+    assert client.pttl(key) > 2_000
+    client.pexpire(key, 2_000)
+    store.commit(
+        "ns",
+        CommitBatch(saves=[make("root", timeout=600)], unlock={"root": acquired.token}),
+    )
+    assert client.pttl(key) > 500_000
+
+
+def test_redis_drops_expired_records_by_itself(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client)  # the system clock
+    records = Records(store.clock)
+    store.save(records("root", timeout=0.2))
+    deadline = time.monotonic() + 10
+    while redis_client.exists(store.record_key("ns", "root")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.load("ns", "root") is None
+    assert store.acquire("ns", "root", 0) is None
+    assert not redis_client.exists(store.index_key("ns"))
+    assert store.purge() is None
+
+
+def test_a_crashed_holder_loses_its_lock_after_the_lease(
+    client: redis.Redis | RedisCluster, store_clock: Clock, make: Records
+) -> None:
+    store = RedisStore(client, clock=store_clock, lock_lease=0.2)
+    store.save(make("root", data="1"))
+    crashed = store.acquire("ns", "root", 0)
+    assert crashed is not None
+    # Never released: the next request gets the stack once the lease ran out.
+    successor = store.acquire("ns", "root", 10)
+    assert successor is not None
+    assert successor.token != crashed.token
+    # The late holder can neither release the successor's lock nor write.
+    store.unlock("ns", "root", crashed.token)
+    with pytest.raises(ConversationStoreError, match="lease"):
+        store.commit(
+            "ns",
+            CommitBatch(saves=[make("root", data="2")], unlock={"root": crashed.token}),
+        )
+    record = store.load("ns", "root")
+    assert record is not None and record.data == "1"
+    with pytest.raises(BusyConversation):
+        store.acquire("ns", "root", 0)
+    store.commit(
+        "ns", CommitBatch(saves=[make("root", data="3")], unlock={"root": successor.token})
+    )
+    record = store.load("ns", "root")
+    assert record is not None and record.data == "3"
+
+
+def test_namespaces_come_from_the_registry(
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: Clock
+) -> None:
+    store.save(make("a", namespace="one"))
+    store.save(make("b", namespace="one", timeout=10))
+    store.commit("two", CommitBatch(saves=[make("c", namespace="two", timeout=10)]))
+    assert store.namespaces() == {"one": 2, "two": 1}
+    store_clock.advance(10)
+    # Only what is live by the clock counts.
+    assert store.namespaces() == {"one": 1}
+    assert store.commit("two", CommitBatch(saves=[make("d", namespace="two")])) == [
+        ("c", "expired")
+    ]
+    assert store.namespaces() == {"one": 1, "two": 1}
+    assert store.commit("two", CommitBatch(deletes={"d": "ended"})) == [("d", "ended")]
+    assert store.namespaces() == {"one": 1}
+    # An empty namespace leaves nothing behind, not even in its registry.
+    assert not client.exists(store.index_key("two"))
+    assert client.zscore(store.registry_key("two"), "two") is None
+    store.delete("one", "a")
+    store.delete("one", "b")
+    assert store.namespaces() == {}
+    assert all_keys(client) == []
+
+
+def test_the_registry_forgets_namespaces_that_expired(
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: Clock
+) -> None:
+    """A namespace whose records all expired in Redis is dropped from its
+    registry by the next commit in the same shard, so the registries never
+    grow past the namespaces in use.
+    """
+    store.save(make("a", namespace="gone", timeout=5))
+    # Another namespace of the same shard.
+    same_shard = next(f"ns{i}" for i in range(100_000) if shard_tag(f"ns{i}") == shard_tag("gone"))
+    store_clock.advance(5)
+    store.commit(same_shard, CommitBatch(saves=[make("b", namespace=same_shard)]))
+    registry = store.registry_key("gone")
+    assert registry == store.registry_key(same_shard)
+    assert client.zrange(registry, 0, -1) == [same_shard.encode()]
+
+
+def test_from_url(redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    store = RedisStore.from_url(redis_server.url, prefix="app:")
+    try:
+        assert store.prefix == "app:"
+        assert store.load("ns", "x") is None
+    finally:
+        store.client.close()
+
+
+# -- round trips ----------------------------------------------------------------
+
+
+class CommandLog:
+    """Every command the servers receive from clients, as ``MONITOR``
+    shows it; commands run by scripts are left out, so each entry is one
+    round trip.
+    """
+
+    def __init__(self, servers: list[RedisServer]) -> None:
+        self.logs = [_ServerLog(server) for server in servers]
+
+    def take(self) -> list[str]:
+        """The commands since the last call, on every server."""
+        return [command for log in self.logs for command in log.take()]
+
+    def close(self) -> None:
+        for log in self.logs:
+            log.close()
+
+
+class _ServerLog:
+    def __init__(self, server: RedisServer) -> None:
+        self.entries: list[str] = []
+        # Connected before the log starts, so its own setup is not logged.
+        self._marker = server.client()
+        self._marker.ping()
+        self._client = server.client()
+        self._monitor = self._client.monitor()
+        self._monitor.__enter__()
+        self._thread = threading.Thread(target=self._read)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            entry = self._monitor.next_command()
+            if entry["command"] == "ECHO end-of-log":
+                return
+            if entry["client_type"] != "lua":
+                self.entries.append(entry["command"].split(" ", 1)[0].upper())
+
+    def take(self) -> list[str]:
+        self._marker.echo("round-trip-marker")
+        deadline = time.monotonic() + 10
+        while "ECHO" not in self.entries and time.monotonic() < deadline:
+            time.sleep(0.01)
+        end = self.entries.index("ECHO")
+        commands = self.entries[:end]
+        del self.entries[: end + 1]
+        return commands
+
+    def close(self) -> None:
+        self._marker.echo("end-of-log")
+        self._thread.join(10)
+        self._monitor.__exit__()
+        self._client.close()
+        self._marker.close()
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def deployment(
+    request: pytest.FixtureRequest,
+) -> tuple[list[RedisServer], redis.Redis | RedisCluster]:
+    if request.param == "redis":
+        return [request.getfixturevalue("redis_server")], request.getfixturevalue("redis_client")
+    return (
+        request.getfixturevalue("redis_cluster"),
+        request.getfixturevalue("redis_cluster_client"),
+    )
+
+
+@pytest.fixture
+def commands(
+    deployment: tuple[list[RedisServer], redis.Redis | RedisCluster],
+) -> t.Iterator[CommandLog]:
+    log = CommandLog(deployment[0])
+    try:
+        yield log
+    finally:
+        log.close()
+
+
+@pytest.fixture
+def counted_app(deployment: tuple[list[RedisServer], redis.Redis | RedisCluster]) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k", TESTING=True)
+    ConversationScope(app, store=RedisStore(deployment[1]))
+    app.test_client_class = ConversationClient
+
+    @app.post("/begin")
+    def begin() -> dict[str, t.Any]:
+        conversation.begin(nested=conversation.long_running)
+        conversation["n"] = 0
+        return {"id": conversation.id}
+
+    @app.post("/incr")
+    def incr() -> dict[str, t.Any]:
+        conversation["n"] += 1
+        return {"n": conversation["n"]}
+
+    @app.get("/read")
+    def read() -> dict[str, t.Any]:
+        return {"n": conversation.get("n")}
+
+    @app.post("/end")
+    def end() -> str:
+        conversation.end()
+        return "ended"
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "no conversation"
+
+    @app.post("/book/<int:hotel>")
+    def book(hotel: int) -> dict[str, t.Any]:
+        conversation.begin(id=f"booking-{hotel}", join=True)
+        conversation.setdefault("n", 0)
+        return {"id": conversation.id}
+
+    return app
+
+
+def test_round_trips_per_request(
+    counted_app: Flask,
+    commands: CommandLog,
+    deployment: tuple[list[RedisServer], redis.Redis | RedisCluster],
+) -> None:
+    """Counted on the servers: every command a client sent, whatever it is.
+    On the cluster, a redirection (``MOVED``) would show as a second command.
+    """
+    round_trips: dict[str, int] = {}
+    tab = t.cast(ConversationClient, counted_app.test_client())
+    other = tab.new_tab()
+    assert tab.get("/plain").status_code == 200
+    commands.take()  # the pool's connection is set up now; scripts may load
+
+    def measure(kind: str, expected: int, call: t.Callable[[], t.Any]) -> None:
+        rv = call()
+        assert rv.status_code < 500, rv.text
+        got = commands.take()
+        round_trips[kind] = len(got)
+        assert len(got) == expected, (kind, got)
+        # Script calls only.
+        assert set(got) <= {"EVALSHA"}, (kind, got)
+
+    # Warm up: the first call of each script loads it into the server.
+    cid = tab.post("/begin").json["id"]
+    tab.post("/begin")
+    tab.post("/end")
+    tab.post("/incr")
+    tab.post(f"/end?cid={cid}")
+    tab.get("/read?cid=nope")
+    client = deployment[1]
+    if isinstance(client, RedisCluster):
+        # A new namespace may live on a node not used yet: connect to all,
+        # as a running application's pool has.
+        client.ping(target_nodes=RedisCluster.PRIMARIES)
+    commands.take()
+
+    measure("no conversation used", 0, lambda: tab.get("/plain"))
+    measure("temporary conversation only", 0, lambda: tab.get("/read"))
+    cid = tab.post("/begin").json["id"]
+    commands.take()
+    measure("begin, namespace exists", 1, lambda: other.post("/begin"))
+    measure("use a conversation (write)", 2, lambda: tab.post(f"/incr?cid={cid}"))
+    measure("use a conversation (read, renews)", 2, lambda: tab.get(f"/read?cid={cid}"))
+    measure("cid named but conversation not used", 0, lambda: tab.get(f"/plain?cid={cid}"))
+    measure("begin nested", 2, lambda: tab.post(f"/begin?cid={cid}"))
+    child = tab.cid
+    assert child is not None and child != cid
+    measure("use a nested conversation", 2, lambda: tab.post(f"/incr?cid={child}"))
+    measure("end a nested conversation", 2, lambda: tab.post(f"/end?cid={child}"))
+    measure("unknown cid", 1, lambda: tab.get("/read?cid=unknown"))
+    measure("end a root", 2, lambda: tab.post(f"/end?cid={cid}"))
+
+    # From a temporary conversation a natural id is looked up and locked in
+    # one call, like any named cid.
+    measure("begin with a new natural id", 2, lambda: other.new_tab().post("/book/1"))
+    measure("join an existing natural id", 2, lambda: other.new_tab().post("/book/1"))
+
+    fresh = t.cast(ConversationClient, counted_app.test_client())
+    measure("begin, first in a new namespace", 1, lambda: fresh.post("/begin"))
+    print()
+    for kind, count in round_trips.items():
+        print(f"  {count}  {kind}")
+
+
+# -- outage -----------------------------------------------------------------------
+
+
+def fail_fast_client(server: RedisServer) -> redis.Redis:
+    # No retries, so that a stopped server answers at once.
+    return server.client(retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=2)
+
+
+def test_store_errors_while_redis_is_down(spare_redis_server: RedisServer) -> None:
+    client = fail_fast_client(spare_redis_server)
+    store = RedisStore(client)
+    records = Records(store.clock)
+    try:
+        saved = records("root")
+        store.save(saved)
+        acquired = store.acquire("ns", "root", 0)
+        assert acquired is not None
+        spare_redis_server.stop()
+        calls: list[t.Callable[[], t.Any]] = [
+            lambda: store.load("ns", "root"),
+            lambda: store.save(records("other")),
+            lambda: store.delete("ns", "root"),
+            lambda: store.list_namespace("ns"),
+            lambda: store.lock("ns", "x", 0),
+            lambda: store.unlock("ns", "root", acquired.token),
+            lambda: store.acquire("ns", "root", 0),
+            lambda: store.load_chain("ns", "root"),
+            lambda: store.commit(
+                "ns", CommitBatch(saves=[records("root")], unlock={"root": acquired.token})
+            ),
+            lambda: store.namespaces(),
+        ]
+        for call in calls:
+            with pytest.raises(ConversationStoreError) as info:
+                call()
+            assert info.value.code == 503
+        spare_redis_server.start()
+        # The data survived the restart (append-only file); the lock too.
+        assert store.load("ns", "root") == saved
+        store.commit("ns", CommitBatch(saves=[records("root")], unlock={"root": acquired.token}))
+        assert store.acquire("ns", "root", 0) is not None
+    finally:
+        client.close()
+
+
+def test_the_app_answers_503_and_recovers(spare_redis_server: RedisServer) -> None:
+    client = fail_fast_client(spare_redis_server)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k", TESTING=True)
+    ConversationScope(app, store=RedisStore(client))
+    app.test_client_class = ConversationClient
+
+    @app.post("/begin")
+    def begin() -> str:
+        conversation.begin()
+        conversation["n"] = 0
+        return str(conversation.id)
+
+    @app.post("/incr")
+    def incr() -> str:
+        conversation["n"] += 1
+        return str(conversation["n"])
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "fine"
+
+    tab = t.cast(ConversationClient, app.test_client())
+    try:
+        cid = tab.post("/begin").text
+        assert tab.post(f"/incr?cid={cid}").text == "1"
+        spare_redis_server.stop()
+        for path in (f"/incr?cid={cid}", "/begin"):
+            down = tab.post(path)
+            assert down.status_code == 503
+            assert int(down.headers["Retry-After"]) > 0
+        # Requests that do not use a conversation do not notice.
+        assert tab.get("/plain").text == "fine"
+        spare_redis_server.start()
+        # Nothing half written, nothing lost, no lock left behind.
+        assert tab.post(f"/incr?cid={cid}").text == "2"
+        assert tab.post(f"/incr?cid={cid}").text == "3"
+    finally:
+        client.close()
+
+
+def test_a_client_that_decodes_responses(
+    redis_server: RedisServer, redis_client: redis.Redis, make: Records
+) -> None:
+    client = redis_server.client(decode_responses=True)
+    try:
+        store = RedisStore(client, clock=make.clock)
+        root = make("root", data='{"s":"é"}')
+        store.save(root)
+        store.save(make("child", root))
+        acquired = store.acquire("ns", "child", 0)
+        assert acquired is not None and [r.id for r in acquired.chain] == ["root", "child"]
+        assert store.commit(
+            "ns", CommitBatch(deletes={"child": "ended"}, unlock={"root": acquired.token})
+        ) == [("child", "ended")]
+        assert store.list_namespace("ns") == [root]
+        assert store.namespaces() == {"ns": 1}
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("setting", ["CONVERSATION_REDIS", "SESSION_REDIS"])
+@pytest.mark.parametrize("as_url", [True, False])
+def test_chosen_by_config(
+    redis_server: RedisServer, redis_client: redis.Redis, setting: str, as_url: bool
+) -> None:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY="k",
+        CONVERSATION_STORE="redis",
+        **{setting: redis_server.url if as_url else redis_client},
+    )
+    ConversationScope(app)
+    app.test_client_class = ConversationClient
+
+    @app.post("/begin")
+    def begin() -> str:
+        conversation.begin()
+        conversation["n"] = 1
+        return str(conversation.id)
+
+    store = app.extensions["conversation"].store
+    try:
+        assert isinstance(store, RedisStore)
+        cid = app.test_client().post("/begin").text
+        record = store.load(store.namespaces().popitem()[0], cid)
+        assert record is not None and json.loads(record.data) == {"n": 1}
+        assert redis_client.exists(store.record_key(record.namespace, cid))
+    finally:
+        if as_url:
+            store.client.close()

@@ -1,0 +1,381 @@
+"""``flask conversation list / show / purge`` through Flask's CLI runner,
+against MemoryStore, a real Redis and the session store that cannot list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from conftest import FakeClock
+from flask import Flask
+
+from flask_conversation import conversation
+from flask_conversation import ConversationScope
+from flask_conversation.cli import conversation_cli
+from flask_conversation.stores import ConversationStore
+from flask_conversation.stores import MemoryStore
+from flask_conversation.stores import SessionStore
+from flask_conversation.testing import ConversationClient
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def make_app(store: ConversationStore) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", TESTING=True)
+    ConversationScope(app, store=store)
+    app.test_client_class = ConversationClient
+
+    @app.post("/begin")
+    def begin() -> dict[str, t.Any]:
+        conversation.begin(description="Booking a room")
+        conversation["hotel"] = "Ritz"
+        conversation["nights"] = (1, 2)
+        return {"cid": conversation.id}
+
+    @app.post("/nest")
+    def nest() -> dict[str, t.Any]:
+        conversation.begin(nested=True)
+        conversation["card"] = "visa"
+        return {"cid": conversation.id}
+
+    @app.get("/ns")
+    def ns() -> str:
+        from flask import session
+
+        return str(session["_conversation_ns"])
+
+    return app
+
+
+def run(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(conversation_cli, list(args))
+
+
+def fill(app: Flask) -> tuple[str, str, str]:
+    """One user with a stack of two (root + child); returns its namespace
+    and the two ids.
+    """
+    tab = t.cast(ConversationClient, app.test_client())
+    root = tab.post("/begin").json["cid"]  # type: ignore[index]
+    child = tab.post("/nest").json["cid"]  # type: ignore[index]
+    ns = tab.get("/ns").get_data(as_text=True)
+    return ns, root, child
+
+
+# -- a real Redis -------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def cli_redis_url(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[str]:
+    if not os.path.exists(REDIS_SERVER):
+        pytest.skip(f"{REDIS_SERVER} is not installed")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def listing_store(
+    request: pytest.FixtureRequest, clock: FakeClock
+) -> t.Iterator[ConversationStore]:
+    if request.param == "memory":
+        yield MemoryStore(clock=clock)
+        return
+    redis_mod = pytest.importorskip("flask_conversation.stores.redis")
+    import redis
+
+    client = redis.Redis.from_url(request.getfixturevalue("cli_redis_url"))
+    client.flushdb()
+    try:
+        yield redis_mod.RedisStore(client, prefix="cli:", clock=clock)
+    finally:
+        client.close()
+
+
+# -- list -----------------------------------------------------------------------
+
+
+def test_list_namespaces_with_counts(listing_store: ConversationStore) -> None:
+    app = make_app(listing_store)
+    ns1, _, _ = fill(app)
+    tab = t.cast(ConversationClient, app.test_client())
+    tab.post("/begin")
+    ns2 = tab.get("/ns").get_data(as_text=True)
+
+    result = run(app, "list")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["NAMESPACE", "CONVERSATIONS"]
+    # Most conversations first.
+    assert [line.split() for line in lines[1:]] == [[ns1, "2"], [ns2, "1"]]
+
+
+def test_list_empty_store(listing_store: ConversationStore) -> None:
+    result = run(make_app(listing_store), "list")
+    assert result.exit_code == 0
+    assert result.output == "No conversations.\n"
+
+
+def test_list_one_namespace(listing_store: ConversationStore, clock: FakeClock) -> None:
+    app = make_app(listing_store)
+    ns, root, child = fill(app)
+    clock.advance(90)
+
+    result = run(app, "list", "--namespace", ns)
+
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert header.split() == [
+        "ID",
+        "PARENT",
+        "DEPTH",
+        "AGE",
+        "IDLE",
+        "EXPIRES",
+        "IN",
+        "SIZE",
+        "DESCRIPTION",
+    ]
+    by_id = {row.split()[0]: row.split() for row in rows}
+    # Used together, so root first.
+    assert list(by_id) == [root, child]
+    # id, parent, depth, age, idle, expires in, size, description...
+    assert by_id[root][1:7] == ["-", "0", "1m30s", "1m30s", "28m30s", by_id[root][6]]
+    assert by_id[root][7:] == ["Booking", "a", "room"]
+    assert by_id[child][1:3] == [root, "1"]
+    size = len(listing_store.load(ns, child).data.encode())  # type: ignore[union-attr]
+    assert by_id[child][6] == str(size)
+
+
+def test_list_marks_expired_records(clock: FakeClock) -> None:
+    # Only a store without native expiry still holds an expired record.
+    app = make_app(MemoryStore(clock=clock))
+    ns, root, _ = fill(app)
+    clock.advance(31 * 60)
+
+    result = run(app, "list", "-n", ns)
+
+    assert result.exit_code == 0
+    assert all(row.split()[5] == "expired" for row in result.output.splitlines()[1:])
+
+
+def test_list_unknown_namespace(listing_store: ConversationStore) -> None:
+    result = run(make_app(listing_store), "list", "--namespace", "nobody")
+    assert result.exit_code == 0
+    assert result.output == "No conversations in namespace 'nobody'.\n"
+
+
+# -- show -----------------------------------------------------------------------
+
+
+def test_show_prints_the_data_as_json(listing_store: ConversationStore) -> None:
+    app = make_app(listing_store)
+    ns, root, child = fill(app)
+
+    result = run(app, "show", ns, root)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"hotel": "Ritz", "nights": [1, 2]}
+    assert result.stdout.startswith("{\n  ")  # pretty, not compact
+
+    # A child's own data only: inherited keys live in the parent's record.
+    result = run(app, "show", ns, child)
+    assert json.loads(result.stdout) == {"card": "visa"}
+
+
+def test_ids_that_look_like_options(clock: FakeClock) -> None:
+    # token_urlsafe() may begin a namespace or an id with "-".
+    store = MemoryStore(clock=clock)
+    app = make_app(store)
+    ns, root, _ = fill(app)
+    record = store.load(ns, root)
+    assert record is not None
+    for name in ("-Gx1", "--dash"):
+        store.save(dataclasses.replace(record, namespace=name, id=name))
+
+        result = run(app, "show", name, name)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["hotel"] == "Ritz"
+
+        result = run(app, "list", "--namespace", name)
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[1].split()[0] == name
+
+
+def test_show_unknown_conversation(listing_store: ConversationStore) -> None:
+    result = run(make_app(listing_store), "show", "ns", "nope")
+    assert result.exit_code == 1
+    assert "No conversation 'nope' in namespace 'ns'." in result.stderr
+    assert result.stdout == ""
+
+
+def test_show_expired_warns_on_stderr(clock: FakeClock) -> None:
+    app = make_app(MemoryStore(clock=clock))
+    ns, root, _ = fill(app)
+    clock.advance(31 * 60)
+
+    result = run(app, "show", ns, root)
+
+    assert result.exit_code == 0
+    assert "has expired" in result.stderr
+    assert json.loads(result.stdout)["hotel"] == "Ritz"
+
+
+# -- purge ------------------------------------------------------------------------
+
+
+def test_purge_memory_removes_expired_records(clock: FakeClock) -> None:
+    store = MemoryStore(clock=clock)
+    app = make_app(store)
+    ns, _, _ = fill(app)
+    clock.advance(10 * 60)
+    tab = t.cast(ConversationClient, app.test_client())
+    tab.post("/begin")
+    clock.advance(25 * 60)  # the first stack is 35 minutes idle, the second 25
+
+    result = run(app, "purge")
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "Removed 2 expired conversations from MemoryStore.\n"
+    assert ns not in store.namespaces()
+    assert len(store) == 1
+    # Nothing left to remove.
+    assert run(app, "purge").output == "Removed 0 expired conversations from MemoryStore.\n"
+
+
+def test_purge_redis_has_nothing_to_do(clock: FakeClock, request: pytest.FixtureRequest) -> None:
+    redis_mod = pytest.importorskip("flask_conversation.stores.redis")
+    import redis
+
+    client = redis.Redis.from_url(request.getfixturevalue("cli_redis_url"))
+    try:
+        app = make_app(redis_mod.RedisStore(client, prefix="purge:", clock=clock))
+        fill(app)
+        result = run(app, "purge")
+    finally:
+        client.close()
+
+    assert result.exit_code == 0
+    assert result.output == "RedisStore expires conversations by itself: nothing to purge.\n"
+
+
+# -- stores that cannot list ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args", [["list"], ["list", "--namespace", "ns"], ["show", "ns", "cid"], ["purge"]]
+)
+def test_session_store_explains_and_fails(args: list[str]) -> None:
+    app = make_app(SessionStore())
+    fill(app)
+
+    result = run(app, *args)
+
+    assert result.exit_code == 1
+    assert "SessionStore keeps each user's conversations inside that user's session" in (
+        result.stderr
+    )
+    assert 'CONVERSATION_STORE = "redis"' in result.stderr
+
+
+class OneNamespaceStore(MemoryStore):
+    """A custom store that does not implement the optional namespaces()."""
+
+    def namespaces(self) -> dict[str, int]:
+        return ConversationStore.namespaces(self)
+
+
+def test_custom_store_without_namespaces() -> None:
+    app = make_app(OneNamespaceStore())
+    for args in (["list"], ["purge"]):
+        result = run(app, *args)
+        assert result.exit_code == 1
+        assert "OneNamespaceStore cannot list its namespaces." in result.stderr
+
+
+def test_app_without_the_extension() -> None:
+    app = Flask(__name__)
+    result = app.test_cli_runner().invoke(conversation_cli, ["list"])
+    assert result.exit_code == 1
+    assert "ConversationScope is not initialized" in result.stderr
+
+
+# -- the real ``flask`` command ----------------------------------------------------------
+
+APP_MODULE = """
+from flask import Flask
+from flask_conversation import ConversationScope
+from flask_conversation.stores import MemoryStore
+
+app = Flask(__name__)
+ConversationScope(app, store=MemoryStore())
+"""
+
+
+def test_flask_command_finds_the_group(tmp_path: Path) -> None:
+    names = {ep.name for ep in importlib.metadata.entry_points(group="flask.commands")}
+    if "conversation" not in names:
+        pytest.skip("the package is not installed: no flask.commands entry point")
+    (tmp_path / "cliapp.py").write_text(APP_MODULE)
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(tmp_path)])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "cliapp", "conversation", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "No conversations.\n"

@@ -1,0 +1,322 @@
+"""SPEC 3.6 through real sockets: the app served by gunicorn, client
+threads that share one browser's cookies.
+
+-   One counter, many clients: every request that got 200 counted, none
+    lost; a busy request gets 503 only after the lock timeout.
+-   Several tabs at once: every counter exact, and the tabs were inside
+    their views at the same time (none waited for another).
+
+``MemoryStore`` runs in one process with threads, ``RedisStore`` in several
+worker processes. ``SessionStore`` is measured the same way and only
+reported: it shares the session's last-writer-wins behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import typing as t
+import urllib.error
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from redis_servers import free_port
+from redis_servers import RedisServer
+
+TESTS = Path(__file__).parent
+#: How each store is served: worker processes and threads per worker.
+SERVING = {
+    "memory": ["--workers", "1", "--worker-class", "gthread", "--threads", "8"],
+    "redis": ["--workers", "4"],
+    "session": ["--workers", "4"],
+}
+CLIENTS = 8
+REQUESTS_PER_CLIENT = 10
+TABS = 4
+ROUNDS = 5
+
+
+class Gunicorn:
+    """The concurrency app served by a gunicorn master process."""
+
+    def __init__(self, store: str, tmp_path: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / "gunicorn.log"
+        self.meeting = tmp_path / "meeting"
+        environment = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)]),
+            "CONC_STORE": store,
+            "CONC_MEETING": str(self.meeting),
+            **env,
+        }
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--graceful-timeout",
+                    "5",
+                    *SERVING[store],
+                    "concurrency_app:create_app()",
+                ],
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as rv:
+                    if rv.status == 200:
+                        return
+            except OSError:
+                # Refused before the socket is bound, or a worker still booting.
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def serve(tmp_path: Path, request: pytest.FixtureRequest) -> t.Iterator[t.Callable[..., Gunicorn]]:
+    servers: list[Gunicorn] = []
+
+    def start(store: str, **env: str) -> Gunicorn:
+        if store == "redis":
+            server: RedisServer = request.getfixturevalue("redis_server")
+            with server.client() as c:
+                c.flushall()
+            env.setdefault("CONC_REDIS_URL", server.url)
+        servers.append(Gunicorn(store, tmp_path, env))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+class Response(t.NamedTuple):
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> t.Any:
+        return json.loads(self.body)
+
+
+class Browser:
+    """One browser: a cookie jar shared by every tab and thread."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+    def send(self, method: str, path: str, cid: str | None = None) -> tuple[Response, float]:
+        """Send a request from a tab of this browser; returns the response
+        and the seconds it took.
+        """
+        url = f"{self.url}{path}"
+        if cid:
+            url += ("&" if "?" in url else "?") + urlencode({"cid": cid})
+        req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+        start = time.monotonic()
+        try:
+            with self.opener.open(req, timeout=60) as rv:
+                body = rv.read()
+                status = rv.status
+                headers = dict(rv.headers)
+        except urllib.error.HTTPError as e:
+            with e:
+                body = e.read()
+                status = e.code
+                headers = dict(e.headers)
+        return Response(status, headers, body), time.monotonic() - start
+
+
+def run_threads(target: t.Callable[[int], None], count: int) -> None:
+    errors: list[BaseException] = []
+
+    def guarded(i: int) -> None:
+        try:
+            target(i)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
+
+
+RESULTS: dict[str, dict[str, t.Any]] = {}
+
+
+def one_counter(server: Gunicorn, pause: float) -> dict[str, t.Any]:
+    """CLIENTS threads increment one counter REQUESTS_PER_CLIENT times each."""
+    browser = Browser(server.url)
+    rv, _ = browser.send("POST", "/begin")
+    cid = rv.json()["id"]
+    statuses: list[tuple[int, float, str | None]] = []
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        for _ in range(REQUESTS_PER_CLIENT):
+            rv, took = browser.send("POST", f"/incr?pause={pause}", cid)
+            with lock:
+                statuses.append((rv.status_code, took, rv.headers.get("Retry-After")))
+
+    run_threads(client, CLIENTS)
+    rv, _ = browser.send("GET", "/read", cid)
+    final = rv.json()["n"] if rv.status_code == 200 else None
+    ok = sum(1 for s, _, _ in statuses if s == 200)
+    return {
+        "sent": len(statuses),
+        "ok": ok,
+        "busy": [(took, retry) for s, took, retry in statuses if s == 503],
+        "other": sorted(s for s, _, _ in statuses if s not in (200, 503)),
+        "final": final,
+        "lost": None if final is None else ok - final,
+    }
+
+
+def tabs_at_once(server: Gunicorn) -> dict[str, t.Any]:
+    """TABS tabs, each with its own stack, increment their own counters in
+    ROUNDS rounds; in each round all tabs must be inside the view at once.
+    """
+    browser = Browser(server.url)
+    cids = [browser.send("POST", "/begin")[0].json()["id"] for _ in range(TABS)]
+    statuses: dict[int, list[int]] = {i: [] for i in range(TABS)}
+    met: list[bool] = []
+
+    def tab(i: int) -> None:
+        for r in range(ROUNDS):
+            rv, _ = browser.send("POST", f"/meet?round={r}&count={TABS}", cids[i])
+            statuses[i].append(rv.status_code)
+            met.append(rv.status_code == 200 and rv.json()["met"])
+
+    start = time.monotonic()
+    run_threads(tab, TABS)
+    took = time.monotonic() - start
+    finals = []
+    for cid in cids:
+        rv, _ = browser.send("GET", "/read", cid)
+        finals.append(rv.json()["n"] if rv.status_code == 200 else None)
+    return {
+        "statuses": statuses,
+        "met": all(met) and len(met) == TABS * ROUNDS,
+        "finals": finals,
+        "lost": TABS * ROUNDS - sum(n or 0 for n in finals),
+        "seconds": round(took, 2),
+    }
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_one_counter_loses_no_update(store: str, serve: t.Callable[..., Gunicorn]) -> None:
+    lock_timeout = 0.25
+    server = serve(store, CONC_LOCK_TIMEOUT=str(lock_timeout))
+    result = one_counter(server, pause=0.01)
+    RESULTS[f"one counter, {store}"] = result
+    print(
+        f"\n{store}: {result['ok']} of {result['sent']} got 200, "
+        f"{len(result['busy'])} got 503, final value {result['final']}, "
+        f"lost updates {result['lost']}"
+    )
+    assert result["other"] == []
+    assert result["ok"] > 0
+    assert result["final"] == result["ok"]
+    for took, retry_after in result["busy"]:
+        assert retry_after is not None and int(retry_after) > 0
+        # A lower bound only: the server waited the lock timeout first.
+        assert took >= lock_timeout
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_busy_only_after_the_lock_timeout(store: str, serve: t.Callable[..., Gunicorn]) -> None:
+    """Requests far slower than the lock timeout: the others give up, each
+    after waiting the timeout, and what did run is all counted.
+    """
+    lock_timeout = 0.2
+    server = serve(store, CONC_LOCK_TIMEOUT=str(lock_timeout))
+    browser = Browser(server.url)
+    cid = browser.send("POST", "/begin")[0].json()["id"]
+    results: list[tuple[int, float, str | None]] = []
+
+    def client(i: int) -> None:
+        rv, took = browser.send("POST", "/incr?pause=1.0", cid)
+        results.append((rv.status_code, took, rv.headers.get("Retry-After")))
+
+    run_threads(client, 4)
+    codes = sorted(code for code, _, _ in results)
+    assert set(codes) == {200, 503}, codes
+    for code, took, retry_after in results:
+        if code == 503:
+            assert retry_after is not None and int(retry_after) > 0
+            assert took >= lock_timeout
+    assert browser.send("GET", "/read", cid)[0].json()["n"] == codes.count(200)
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_tabs_never_wait_for_each_other(store: str, serve: t.Callable[..., Gunicorn]) -> None:
+    server = serve(store)
+    result = tabs_at_once(server)
+    RESULTS[f"tabs, {store}"] = result
+    print(
+        f"\n{store}: tabs met in every round: {result['met']}, counters "
+        f"{result['finals']}, lost updates {result['lost']}, {result['seconds']} s"
+    )
+    assert result["met"]
+    assert result["finals"] == [ROUNDS] * TABS
+    assert all(codes == [200] * ROUNDS for codes in result["statuses"].values())
+
+
+def test_session_store_last_writer_wins(serve: t.Callable[..., Gunicorn]) -> None:
+    """The session store's lost updates under the same load, served by
+    several workers like the Redis store: reported, not asserted, since
+    they depend on timing. What is asserted is that they are silent: every
+    request succeeds.
+    """
+    server = serve("session")
+    counter = one_counter(server, pause=0.01)
+    tabs = tabs_at_once(server)
+    print(
+        f"\nsession, one counter: {counter['ok']} of {counter['sent']} got 200,"
+        f" final value {counter['final']}, lost updates {counter['lost']}"
+        f"\nsession, {TABS} tabs x {ROUNDS} rounds: counters {tabs['finals']},"
+        f" lost updates {tabs['lost']}"
+    )
+    assert counter["ok"] == counter["sent"]
+    assert counter["final"] is not None and counter["final"] <= counter["ok"]
+    assert all(codes == [200] * ROUNDS for codes in tabs["statuses"].values())
