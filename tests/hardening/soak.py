@@ -278,22 +278,27 @@ class Flow:
 
 def keys_by_kind(client: redis.Redis, prefix: str = PREFIX) -> dict[str, int]:
     """The store's keys in Redis, counted by kind: records, locks, indexes
-    and the namespace registry.
+    and the namespace registries (with their members), for the layout
+    ``<prefix>{<shard>}:<namespace>:<kind>[:<id>]`` and
+    ``<prefix>{<shard>}:namespaces``.
     """
     counts: collections.Counter[str] = collections.Counter()
     for key in client.scan_iter(match=prefix + "*", count=1000):
         text = key.decode()
-        if text == prefix + "namespaces":
-            counts["registry"] += 1
-            counts["registry_members"] = int(client.zcard(key))
-        elif text.endswith("}:i"):
+        tail = text.partition("}:")[2]
+        if tail == "namespaces":
+            counts["registries"] += 1
+            counts["registry_members"] += int(client.zcard(key))
+            continue
+        kind = tail.split(":", 2)[1] if tail.count(":") >= 1 else ""
+        if kind == "i":
             counts["indexes"] += 1
-        elif "}:l:" in text:
+        elif kind == "l":
             counts["locks"] += 1
             # -1: no time to live; -2 would mean it expired since the scan.
             if client.pttl(key) == -1:
                 counts["locks_without_ttl"] += 1
-        elif "}:c:" in text:
+        elif kind == "c":
             counts["records"] += 1
             if client.pttl(key) == -1:
                 counts["records_without_ttl"] += 1

@@ -19,7 +19,6 @@ import time
 import typing as t
 from pathlib import Path
 
-import pytest
 import redis
 from flask import Flask
 from flask import jsonify
@@ -61,12 +60,18 @@ def abandoning_app(store: ConversationStore, timeout: float = 1800) -> Flask:
     return app
 
 
-def begin_many(app: Flask, count: int, start: int = 0) -> None:
+def begin_many(
+    app: Flask, count: int, start: int = 0, users: t.Sequence[str] | None = None
+) -> None:
+    """Begin ``count`` conversations, each as another user (``user-<n>``
+    from ``start`` on, or the given ``users``).
+    """
     client = app.test_client(use_cookies=False)
-    for i in range(start, start + count):
+    names = users or [f"user-{i}" for i in range(start, start + count)]
+    for name in names[:count]:
         rv = client.post(
             "/begin",
-            headers={"X-User": f"user-{i}"},
+            headers={"X-User": name},
             data={"payload": secrets.token_hex(100)},
         )
         assert rv.status_code == 200
@@ -172,24 +177,30 @@ def test_mixed_load_against_gunicorn(tmp_path: Path, durable_redis: RedisProcess
     assert not any(report.keys_after_expiry.get(k) for k in ("records", "locks", "indexes"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RedisStore bug: the namespace registry ({prefix}namespaces) gains a member"
-    " per namespace ever used, has no time to live, and is pruned only by namespaces()",
-)
-def test_redis_namespace_registry_does_not_outlive_its_conversations(
-    fast_redis: RedisProcess,
-) -> None:
+def test_redis_namespace_registry_stays_bounded(fast_redis: RedisProcess) -> None:
     """With the default namespace (one per session, so one per visitor),
-    whatever the store keeps per namespace must go when the namespace's
-    conversations expire, or Redis grows with every visitor ever seen.
+    what the store keeps per namespace must go when the namespace's
+    conversations expire, or Redis grows with every visitor ever seen. The
+    namespace registries are a fixed number of keys, and a registry forgets
+    the namespaces that expired at the next commit in its shard.
     """
+    from flask_conversation.stores.redis import shard_tag
+    from flask_conversation.stores.redis import SHARDS
+
+    # 201 users whose namespaces share one registry.
+    users = [u for u in (f"user-{i}" for i in range(400_000)) if shard_tag(u) == "s0"][:201]
+    assert len(users) == 201
     client = redis.Redis.from_url(fast_redis.url)
     try:
         app = abandoning_app(RedisStore(client), timeout=1)
-        begin_many(app, 200)
+        begin_many(app, 200, users=users[:200])
         keys = wait_for_expiry(client, 10)
-        assert not any(keys.get(k) for k in ("records", "locks", "indexes"))
-        assert keys.get("registry_members", 0) == 0, keys
+        assert not any(keys.get(k) for k in ("records", "locks", "indexes", "other"))
+        assert keys.get("registries", 0) == 1
+        begin_many(app, 1, users=users[200:])
+        keys = keys_by_kind(client)
+        assert keys.get("registry_members") == 1, keys
+        begin_many(app, 3000, start=10_000)
+        assert keys_by_kind(client).get("registries", 0) <= SHARDS
     finally:
         client.close()
