@@ -520,15 +520,11 @@ def get_state() -> RequestState:
     namespace = _g()
     state: RequestState | None = namespace.get(_STATE)
     if state is None:
+        from .extension import ConversationScope
+
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        try:
-            ext = app.extensions["conversation"]
-        except KeyError:
-            raise RuntimeError(
-                "ConversationScope is not initialized on this application:"
-                " call ConversationScope(app) or scope.init_app(app)."
-            ) from None
-        state = RequestState(app, ext.scope, ext.store)
+        store = ConversationScope.get_store(app)
+        state = RequestState(app, app.extensions["conversation"], store)
         setattr(namespace, _STATE, state)
     return state
 
