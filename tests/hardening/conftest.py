@@ -8,17 +8,23 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from flask_conversation import ConversationScope
 from tests.hardening.instrumented import add_views
 from tests.hardening.instrumented import CountingStore
 from tests.hardening.processes import RedisProcess
 
 
 @pytest.fixture
-def counting_app(app: Flask, store_kind: str) -> Flask:
-    """The shared ``app`` fixture (one per store) with the plain views and
-    its store wrapped in a :class:`CountingStore`.
+def counting_app(store_kind: str, clock: t.Any, request: pytest.FixtureRequest) -> Flask:
+    """An application on the store named by ``store_kind`` (built as the
+    shared ``app`` fixture builds it), wrapped in a :class:`CountingStore`,
+    with the plain views. Errors answer 500 instead of reaching the test.
     """
-    state = app.extensions["conversation"]
+    from conftest import BUILDERS
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", TESTING=True, PROPAGATE_EXCEPTIONS=False)
+    inner = BUILDERS[store_kind](app, clock, request)
     expected = {
         "cookie": "SessionStore",
         "cachelib": "SessionStore",
@@ -27,12 +33,10 @@ def counting_app(app: Flask, store_kind: str) -> Flask:
         "redis-cluster": "RedisStore",
     }[store_kind]
     # The app must really run on the store the test is named after.
-    assert type(state.store).__name__ == expected, (store_kind, state.store)
-    state.store = CountingStore(state.store)
-    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert type(inner).__name__ == expected, (store_kind, inner)
+    ConversationScope(app, store=CountingStore(inner))
     add_views(app)
     return app
-
 
 
 @pytest.fixture

@@ -176,12 +176,12 @@ def add_views(app: Flask) -> None:
 
     @app.route("/end-all", methods=["POST"])
     def end_all() -> t.Any:
-        app.extensions["conversation"].scope.end_all()
+        app.extensions["conversation"].end_all()
         return "ok"
 
     @app.route("/list")
     def listing() -> t.Any:
-        scope: ConversationScope = app.extensions["conversation"].scope
+        scope: ConversationScope = app.extensions["conversation"]
         return jsonify(ids=[c.id for c in scope.conversations()])
 
     @app.route("/untouched", methods=["GET", "POST"])
@@ -195,7 +195,7 @@ def counting_store(app: Flask) -> CountingStore:
 
     :param app: the application.
     """
-    store = app.extensions["conversation"].store
+    store = ConversationScope.get_store(app)
     assert isinstance(store, CountingStore)
     return store
 

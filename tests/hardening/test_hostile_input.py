@@ -430,7 +430,7 @@ def test_hostile_namespaces(counting_app: Flask) -> None:
     and ``end_all()`` in one never ends another's.
     """
     app = counting_app
-    scope: ConversationScope = app.extensions["conversation"].scope
+    scope: ConversationScope = app.extensions["conversation"]
     store = counting_store(app)
     app.config["CONVERSATION_MAX_COUNT"] = 1000
 

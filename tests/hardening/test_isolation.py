@@ -140,7 +140,7 @@ def with_logout(counting_app: Flask) -> Flask:
 
     @app.post("/logout")
     def logout() -> str:
-        app.extensions["conversation"].scope.end_all()
+        app.extensions["conversation"].end_all()
         session.clear()
         return "bye"
 
