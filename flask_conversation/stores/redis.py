@@ -91,7 +91,8 @@ return out
 #   ARGV     base, now, batch as JSON: m max_count, k keep roots,
 #            s [[cid, meta, value, ttl_ms]], d [[cid, reason or ""]],
 #            u [[root, token]]; the shard's registry, the namespace
-#   returns  {-1, root} a lock is held by another owner (nothing written),
+#   returns  {-1, root} this request no longer holds a lock (its lease ran
+#            out, whether or not another request took it): nothing written,
 #            {1, cid, reason, cid, reason, ...}
 _COMMIT = """
 local base, now = ARGV[1], tonumber(ARGV[2])
@@ -100,7 +101,7 @@ local index, registry, namespace = KEYS[1], ARGV[4], ARGV[5]
 
 for _, u in ipairs(batch.u) do
   local holder = redis.call('GET', base .. 'l:' .. u[1])
-  if holder and holder ~= u[2] then
+  if holder ~= u[2] then
     for _, v in ipairs(batch.u) do
       local key = base .. 'l:' .. v[1]
       if redis.call('GET', key) == v[2] then redis.call('DEL', key) end
@@ -649,8 +650,8 @@ class RedisStore(ConversationStore):
 
         :param namespace: the namespace the changes belong to.
         :param batch: the changes.
-        :raise ConversationStoreError: Redis failed, or a lock of the batch
-            is held by another request (its lease had run out); nothing
+        :raise ConversationStoreError: Redis failed, or the request no
+            longer holds a lock of the batch (its lease ran out); nothing
             was written.
         """
         if not (batch.saves or batch.deletes):
@@ -682,8 +683,8 @@ class RedisStore(ConversationStore):
         )
         if int(rv[0]) != 1:
             raise ConversationStoreError(
-                f"The lock of stack {_text(rv[1])!r} was taken by another request"
-                " after its lease ran out; nothing was written."
+                f"The lock of stack {_text(rv[1])!r} expired before the request"
+                " committed (its lease ran out); nothing was written."
             )
         return [(_text(rv[i]), _text(rv[i + 1])) for i in range(1, len(rv), 2)]
 

@@ -32,10 +32,9 @@ CID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 def _redis_available() -> bool:
-    return (
-        importlib.util.find_spec("flask_conversation.stores.redis") is not None
-        and os.path.exists("/usr/bin/redis-server")
-    )
+    return importlib.util.find_spec(
+        "flask_conversation.stores.redis"
+    ) is not None and os.path.exists("/usr/bin/redis-server")
 
 
 #: Every store the hardening tests run against: Flask's cookie session,

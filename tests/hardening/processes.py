@@ -67,13 +67,20 @@ class RedisProcess:
         self.process = subprocess.Popen(
             [
                 REDIS_SERVER,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "yes" if self.durable else "no",
-                "--appendfsync", "always",
-                "--dir", str(self.directory),
-                "--logfile", str(self.directory / "redis.log"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.durable else "no",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                str(self.directory / "redis.log"),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -127,9 +134,7 @@ class Gunicorn:
     :param threads: threads per worker (``gthread``).
     """
 
-    def __init__(
-        self, env: dict[str, str], log: Path, workers: int = 2, threads: int = 4
-    ) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2, threads: int = 4) -> None:
         self.port = free_port()
         self.env = env
         self.log = log
@@ -147,17 +152,27 @@ class Gunicorn:
         self._log_file = open(self.log, "ab")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(self.workers),
-                "--worker-class", "gthread",
-                "--threads", str(self.threads),
-                "--timeout", "60",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(self.threads),
+                "--timeout",
+                "60",
                 # Longer than any pause of the clients: a server that closes
                 # an idle connection just as a client reuses it resets it.
-                "--keep-alive", "30",
-                "--graceful-timeout", "5",
-                "--log-level", "warning",
+                "--keep-alive",
+                "30",
+                "--graceful-timeout",
+                "5",
+                "--log-level",
+                "warning",
                 "tests.hardening.serverapp:create_app()",
             ],
             cwd=ROOT,

@@ -450,9 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200_000, help="requests in all")
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument(
-        "--timeout", type=float, default=10, help="CONVERSATION_TIMEOUT in seconds"
-    )
+    parser.add_argument("--timeout", type=float, default=10, help="CONVERSATION_TIMEOUT in seconds")
     parser.add_argument(
         "--lock-timeout",
         type=float,

@@ -104,15 +104,13 @@ def test_raw_hostile_requests(server: Gunicorn) -> None:
         "multipart with a file named cid": request(
             b"/state",
             [b"Content-Type: multipart/form-data; boundary=XyZ"],
-            b"--XyZ\r\nContent-Disposition: form-data; name=\"cid\"; filename=\"cid\"\r\n\r\n"
+            b'--XyZ\r\nContent-Disposition: form-data; name="cid"; filename="cid"\r\n\r\n'
             + f
             + b"\r\n--XyZ--\r\n",
         ),
         "request line past the limit": request(b"/state?cid=" + b"a" * 5000),
         "header past the limit": request(b"/state", [b"X-Conversation-Id: " + b"a" * 9000]),
-        "glob and key syntax": request(
-            b"/state?cid=" + quote("*:{" + foreign + "}:l:*").encode()
-        ),
+        "glob and key syntax": request(b"/state?cid=" + quote("*:{" + foreign + "}:l:*").encode()),
     }
     statuses = {}
     for name, data in cases.items():

@@ -148,9 +148,7 @@ def test_redis_outage_mid_run(tmp_path: Path, durable_redis: RedisProcess, fault
             else:
                 durable_redis.freeze()
             killed_at = time.monotonic()
-            _wait(
-                lambda: all(len(tab.outage_503s) >= wanted for tab in tabs), 120, "outage 503s"
-            )
+            _wait(lambda: all(len(tab.outage_503s) >= wanted for tab in tabs), 120, "outage 503s")
             pause.set()
             paused.wait(timeout=120)
             outage_seconds = time.monotonic() - killed_at
@@ -172,9 +170,7 @@ def test_redis_outage_mid_run(tmp_path: Path, durable_redis: RedisProcess, fault
                     assert child.get("v", 0) in tab.possible(), (child, tab.possible())
 
             resume.set()
-            _wait(
-                lambda: all(tab.acked_after_restart >= 5 for tab in tabs), 60, "recovery"
-            )
+            _wait(lambda: all(tab.acked_after_restart >= 5 for tab in tabs), 60, "recovery")
         finally:
             pause.set()
             with contextlib.suppress(threading.BrokenBarrierError):
@@ -287,8 +283,11 @@ def test_worker_killed_while_holding_a_lock(tmp_path: Path, durable_redis: Redis
         rv = http.post(server.url + "/state", params={"cid": root})
         assert rv.status_code == 200 and rv.json()["data"]["n"] == 0
 
-        _wait(lambda: pid not in server.worker_pids() and len(server.worker_pids()) == 2, 30,
-              "a new worker")
+        _wait(
+            lambda: pid not in server.worker_pids() and len(server.worker_pids()) == 2,
+            30,
+            "a new worker",
+        )
         http.close()
     write_artifact(
         "worker-kill",
@@ -301,11 +300,6 @@ def test_worker_killed_while_holding_a_lock(tmp_path: Path, durable_redis: Redis
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RedisStore bug: _COMMIT refuses only when another owner holds the lock;"
-    " once the lease has expired and nobody holds it, a stale commit is applied",
-)
 def test_request_that_outlives_its_lease_does_not_overwrite(
     tmp_path: Path, durable_redis: RedisProcess
 ) -> None:
