@@ -328,8 +328,8 @@ class RedisStore(ConversationStore):
     -   **A lock per stack** (keyed by the root's id) that works across
         processes: ``SET NX PX`` with a random owner token and a lease of
         ``lock_lease`` seconds, so a crashed worker's lock expires; released
-        only by its owner. A commit whose lock was taken over by another
-        request after the lease ran out writes nothing and fails with
+        only by its owner. A commit whose lease ran out (whether or not
+        another request took the lock since) writes nothing and fails with
         :exc:`~flask_conversation.ConversationStoreError`.
     -   **Two round trips** for a request that uses a conversation: one
         script call locks the stack and loads its chain
