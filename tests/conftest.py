@@ -15,7 +15,7 @@ from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
 from flask_conversation.testing import ConversationClient
 
-pytest_plugins = ["redis_servers"]
+pytest_plugins = ["tests.redis_servers"]
 
 #: Every way conversations can be kept. Each names a builder below.
 STORES = ["cookie", "cachelib", "memory", "redis", "redis-cluster"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -28,8 +27,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from redis_servers import free_port
-from redis_servers import RedisServer
+
+from tests.redis_servers import free_port
+from tests.redis_servers import RedisServer
+from tests.redis_servers import stop_process
 
 TESTS = Path(__file__).parent
 #: How each store is served: worker processes and threads per worker.
@@ -98,13 +99,7 @@ class Gunicorn:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=15)
 
 
 @pytest.fixture

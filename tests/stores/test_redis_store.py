@@ -17,7 +17,6 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.retry import Retry
-from redis_servers import RedisServer
 
 from flask_conversation import BusyConversation
 from flask_conversation import conversation
@@ -29,6 +28,7 @@ from flask_conversation.stores.redis import shard_tag
 from flask_conversation.testing import ConversationClient
 from stores.store_testing import Clock
 from stores.store_testing import Records
+from tests.redis_servers import RedisServer
 
 
 @pytest.fixture(params=["redis", "redis-cluster"])
