@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from conftest import conversation_app
 from conftest import FakeClock
 from flask import Flask
 
 from flask_conversation import conversation
-from flask_conversation import ConversationScope
 from flask_conversation.cli import conversation_cli
 from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import MemoryStore
@@ -28,10 +28,7 @@ from flask_conversation.testing import ConversationClient
 
 
 def make_app(store: ConversationStore) -> Flask:
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="test", TESTING=True)
-    ConversationScope(app, store=store)
-    app.test_client_class = ConversationClient
+    app = conversation_app(store)
 
     @app.post("/begin")
     def begin() -> dict[str, t.Any]:

@@ -12,6 +12,8 @@ import typing as t
 
 import pytest
 import redis
+from conftest import conversation_app
+from conftest import counter_app
 from flask import Flask
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
@@ -297,10 +299,7 @@ def commands(
 
 @pytest.fixture
 def counted_app(deployment: tuple[list[RedisServer], redis.Redis | RedisCluster]) -> Flask:
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="k", TESTING=True)
-    ConversationScope(app, store=RedisStore(deployment[1]))
-    app.test_client_class = ConversationClient
+    app = conversation_app(RedisStore(deployment[1]))
 
     @app.post("/begin")
     def begin() -> dict[str, t.Any]:
@@ -447,26 +446,7 @@ def test_store_errors_while_redis_is_down(spare_redis_server: RedisServer) -> No
 
 def test_the_app_answers_503_and_recovers(spare_redis_server: RedisServer) -> None:
     client = fail_fast_client(spare_redis_server)
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="k", TESTING=True)
-    ConversationScope(app, store=RedisStore(client))
-    app.test_client_class = ConversationClient
-
-    @app.post("/begin")
-    def begin() -> str:
-        conversation.begin()
-        conversation["n"] = 0
-        return str(conversation.id)
-
-    @app.post("/incr")
-    def incr() -> str:
-        conversation["n"] += 1
-        return str(conversation["n"])
-
-    @app.get("/plain")
-    def plain() -> str:
-        return "fine"
-
+    app = counter_app(RedisStore(client))
     tab = t.cast(ConversationClient, app.test_client())
     try:
         cid = tab.post("/begin").text
