@@ -14,9 +14,6 @@ reported: it shares the session's last-writer-wins behaviour.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import typing as t
@@ -28,9 +25,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.redis_servers import free_port
+from tests.gunicorn_servers import GunicornServer
 from tests.redis_servers import RedisServer
-from tests.redis_servers import stop_process
 
 TESTS = Path(__file__).parent
 #: How each store is served: worker processes and threads per worker.
@@ -45,61 +41,21 @@ TABS = 4
 ROUNDS = 5
 
 
-class Gunicorn:
-    """The concurrency app served by a gunicorn master process."""
+class Gunicorn(GunicornServer):
+    """The concurrency app served by a gunicorn master process, started
+    at once.
+    """
 
     def __init__(self, store: str, tmp_path: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / "gunicorn.log"
         self.meeting = tmp_path / "meeting"
-        environment = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)]),
-            "CONC_STORE": store,
-            "CONC_MEETING": str(self.meeting),
-            **env,
-        }
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--graceful-timeout",
-                    "5",
-                    *SERVING[store],
-                    "concurrency_app:create_app()",
-                ],
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as rv:
-                    if rv.status == 200:
-                        return
-            except OSError:
-                # Refused before the socket is bound, or a worker still booting.
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        stop_process(self.process, timeout=15)
+        super().__init__(
+            "concurrency_app:create_app()",
+            ["--graceful-timeout", "5", *SERVING[store]],
+            {"CONC_STORE": store, "CONC_MEETING": str(self.meeting), **env},
+            tmp_path / "gunicorn.log",
+            pythonpath=[TESTS],
+        )
+        self.start()
 
 
 @pytest.fixture
