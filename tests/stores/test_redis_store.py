@@ -14,6 +14,7 @@ import pytest
 import redis
 from conftest import conversation_app
 from conftest import counter_app
+from conftest import FakeClock
 from flask import Flask
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
@@ -28,7 +29,6 @@ from flask_conversation.stores.base import CommitBatch
 from flask_conversation.stores.redis import RedisStore
 from flask_conversation.stores.redis import shard_tag
 from flask_conversation.testing import ConversationClient
-from stores.store_testing import Clock
 from stores.store_testing import Records
 from tests.redis_servers import RedisServer
 
@@ -40,7 +40,7 @@ def client(request: pytest.FixtureRequest) -> redis.Redis | RedisCluster:
 
 
 @pytest.fixture
-def store(client: redis.Redis | RedisCluster, store_clock: Clock) -> RedisStore:
+def store(client: redis.Redis | RedisCluster, store_clock: FakeClock) -> RedisStore:
     return RedisStore(client, clock=store_clock)
 
 
@@ -136,7 +136,7 @@ def test_redis_drops_expired_records_by_itself(redis_client: redis.Redis) -> Non
 
 
 def test_a_crashed_holder_loses_its_lock_after_the_lease(
-    client: redis.Redis | RedisCluster, store_clock: Clock, make: Records
+    client: redis.Redis | RedisCluster, store_clock: FakeClock, make: Records
 ) -> None:
     store = RedisStore(client, clock=store_clock, lock_lease=0.2)
     store.save(make("root", data="1"))
@@ -165,7 +165,7 @@ def test_a_crashed_holder_loses_its_lock_after_the_lease(
 
 
 def test_namespaces_come_from_the_registry(
-    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: Clock
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: FakeClock
 ) -> None:
     store.save(make("a", namespace="one"))
     store.save(make("b", namespace="one", timeout=10))
@@ -190,7 +190,7 @@ def test_namespaces_come_from_the_registry(
 
 
 def test_the_registry_forgets_namespaces_that_expired(
-    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: Clock
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: FakeClock
 ) -> None:
     """A namespace whose records all expired in Redis is dropped from its
     registry by the next commit in the same shard, so the registries never
