@@ -15,7 +15,7 @@ from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
 from flask_conversation.testing import ConversationClient
 
-pytest_plugins = ["redis_servers"]
+pytest_plugins = ["tests.redis_servers"]
 
 #: Every way conversations can be kept. Each names a builder below.
 STORES = ["cookie", "cachelib", "memory", "redis", "redis-cluster"]
@@ -37,6 +37,48 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+def conversation_app(store: ConversationStore) -> Flask:
+    """A bare application with the extension on ``store``, tested with
+    :class:`ConversationClient`. Tests add their views to it.
+
+    :param store: where the conversations are kept.
+    """
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", TESTING=True)
+    ConversationScope(app, store=store)
+    app.test_client_class = ConversationClient
+    return app
+
+
+def counter_app(store: ConversationStore) -> Flask:
+    """An application on ``store`` with a counter in a conversation:
+    ``POST /begin`` starts one at 0 and answers its id, ``POST /incr``
+    counts and answers the count, ``GET /plain`` does not use it.
+
+    :param store: where the conversations are kept.
+    """
+    from flask_conversation import conversation
+
+    app = conversation_app(store)
+
+    @app.post("/begin")
+    def begin() -> str:
+        conversation.begin()
+        conversation["n"] = 0
+        return str(conversation.id)
+
+    @app.post("/incr")
+    def incr() -> str:
+        conversation["n"] += 1
+        return str(conversation["n"])
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "fine"
+
+    return app
 
 
 def _cookie(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> ConversationStore:

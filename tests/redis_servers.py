@@ -6,17 +6,22 @@ Fixtures:
 
 -   ``redis_server``: the session's single :class:`RedisServer`.
 -   ``redis_client``: a :class:`redis.Redis` on it, emptied before each test.
+-   ``redis_url``: its URL, the server emptied before each test.
 -   ``redis_cluster``: the session's three cluster :class:`RedisServer`\\ s.
 -   ``redis_cluster_client``: a :class:`redis.cluster.RedisCluster` on
     them, emptied before each test.
--   ``spare_redis_server``: a server of the test's own that keeps its data
-    across a restart, to stop and start again.
+-   ``spare_redis_server``: a server of the test's own whose acknowledged
+    writes survive a restart, even a kill, to stop and start again.
+
+:class:`RedisServer`, :func:`free_port` and :func:`stop_process` are used
+without pytest too (``tests/hardening/soak.py``).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -53,14 +58,36 @@ def free_port(with_bus: bool = False) -> int:
     raise RuntimeError("No free port pair found.")
 
 
+def stop_process(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10
+) -> None:
+    """Send ``sig`` to a process unless it has exited, wait for it, and
+    kill it if it is still running after ``timeout`` seconds.
+
+    :param process: the process.
+    :param sig: the signal that asks it to stop.
+    :param timeout: seconds to wait before ``SIGKILL``.
+    """
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class RedisServer:
     """One ``redis-server`` process (no persistence unless asked), listening on
-    127.0.0.1 only. It can be stopped and started again on the same port.
+    127.0.0.1 only. It can be stopped, killed, frozen and started again on
+    the same port. As a context manager it is started and stopped.
 
-    :param directory: its working directory.
+    :param directory: its working directory (append-only file, log).
     :param port: the port; a free one by default.
     :param cluster: run it as a Redis Cluster node.
-    :param persist: keep the data across a restart (append-only file).
+    :param persist: keep the data across a restart: every change is written
+        to the append-only file before it is acknowledged, so that even after
+        a kill a restart shows what was really committed.
     """
 
     def __init__(
@@ -83,6 +110,7 @@ class RedisServer:
         return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> None:
+        """Start it (again) on its port and wait until it answers."""
         args = [
             REDIS_SERVER,
             "--port",
@@ -112,7 +140,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 15
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -132,15 +160,34 @@ class RedisServer:
             time.sleep(0.02)
 
     def stop(self) -> None:
+        """Stop it with ``SIGTERM`` (after :meth:`thaw`), if it runs."""
+        self.thaw()
         process, self.process = self.process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process)
+
+    def kill(self) -> None:
+        """``SIGKILL``: no shutdown, no final save; only what was fsynced stays."""
+        process, self.process = self.process, None
+        if process is not None:
+            stop_process(process, signal.SIGKILL)
+
+    def freeze(self) -> None:
+        """``SIGSTOP``: connections stay open, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """``SIGCONT`` after :meth:`freeze`."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def client(self, **kwargs: t.Any) -> redis.Redis:
         return redis.Redis(host=self.host, port=self.port, **kwargs)
@@ -153,12 +200,8 @@ class RedisServer:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -172,13 +215,15 @@ def redis_client(redis_server: RedisServer) -> t.Iterator[redis.Redis]:
 
 
 @pytest.fixture
+def redis_url(redis_server: RedisServer, redis_client: redis.Redis) -> str:
+    """The URL of the session's server, emptied before the test."""
+    return redis_server.url
+
+
+@pytest.fixture
 def spare_redis_server(tmp_path: Path) -> t.Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", persist=True)
-    server.start()
-    try:
+    with RedisServer(tmp_path / "redis", persist=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _cluster_ok(servers: list[RedisServer]) -> bool:

@@ -8,34 +8,27 @@ import dataclasses
 import importlib.metadata
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import typing as t
 from pathlib import Path
 
 import pytest
 from click.testing import Result
+from conftest import conversation_app
 from conftest import FakeClock
 from flask import Flask
 
 from flask_conversation import conversation
-from flask_conversation import ConversationScope
 from flask_conversation.cli import conversation_cli
 from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
 from flask_conversation.testing import ConversationClient
 
-REDIS_SERVER = "/usr/bin/redis-server"
-
 
 def make_app(store: ConversationStore) -> Flask:
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="test", TESTING=True)
-    ConversationScope(app, store=store)
-    app.test_client_class = ConversationClient
+    app = conversation_app(store)
 
     @app.post("/begin")
     def begin() -> dict[str, t.Any]:
@@ -77,53 +70,6 @@ def fill(app: Flask) -> tuple[str, str, str]:
 # -- a real Redis -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def cli_redis_url(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[str]:
-    if not os.path.exists(REDIS_SERVER):
-        pytest.skip(f"{REDIS_SERVER} is not installed")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            REDIS_SERVER,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(params=["memory", "redis"])
 def listing_store(
     request: pytest.FixtureRequest, clock: FakeClock
@@ -132,14 +78,9 @@ def listing_store(
         yield MemoryStore(clock=clock)
         return
     redis_mod = pytest.importorskip("flask_conversation.stores.redis")
-    import redis
-
-    client = redis.Redis.from_url(request.getfixturevalue("cli_redis_url"))
-    client.flushdb()
-    try:
-        yield redis_mod.RedisStore(client, prefix="cli:", clock=clock)
-    finally:
-        client.close()
+    # The fixture empties the server before each test and closes the client.
+    client = request.getfixturevalue("redis_client")
+    yield redis_mod.RedisStore(client, prefix="cli:", clock=clock)
 
 
 # -- list -----------------------------------------------------------------------
@@ -295,15 +236,10 @@ def test_purge_memory_removes_expired_records(clock: FakeClock) -> None:
 
 def test_purge_redis_has_nothing_to_do(clock: FakeClock, request: pytest.FixtureRequest) -> None:
     redis_mod = pytest.importorskip("flask_conversation.stores.redis")
-    import redis
-
-    client = redis.Redis.from_url(request.getfixturevalue("cli_redis_url"))
-    try:
-        app = make_app(redis_mod.RedisStore(client, prefix="purge:", clock=clock))
-        fill(app)
-        result = run(app, "purge")
-    finally:
-        client.close()
+    client = request.getfixturevalue("redis_client")
+    app = make_app(redis_mod.RedisStore(client, prefix="purge:", clock=clock))
+    fill(app)
+    result = run(app, "purge")
 
     assert result.exit_code == 0
     assert result.output == "RedisStore expires conversations by itself: nothing to purge.\n"

@@ -14,10 +14,6 @@ reported: it shares the session's last-writer-wins behaviour.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import typing as t
@@ -28,8 +24,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from redis_servers import free_port
-from redis_servers import RedisServer
+
+from tests.gunicorn_servers import GunicornServer
+from tests.redis_servers import RedisServer
 
 TESTS = Path(__file__).parent
 #: How each store is served: worker processes and threads per worker.
@@ -44,67 +41,21 @@ TABS = 4
 ROUNDS = 5
 
 
-class Gunicorn:
-    """The concurrency app served by a gunicorn master process."""
+class Gunicorn(GunicornServer):
+    """The concurrency app served by a gunicorn master process, started
+    at once.
+    """
 
     def __init__(self, store: str, tmp_path: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / "gunicorn.log"
         self.meeting = tmp_path / "meeting"
-        environment = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)]),
-            "CONC_STORE": store,
-            "CONC_MEETING": str(self.meeting),
-            **env,
-        }
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--graceful-timeout",
-                    "5",
-                    *SERVING[store],
-                    "concurrency_app:create_app()",
-                ],
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as rv:
-                    if rv.status == 200:
-                        return
-            except OSError:
-                # Refused before the socket is bound, or a worker still booting.
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().__init__(
+            "concurrency_app:create_app()",
+            ["--graceful-timeout", "5", *SERVING[store]],
+            {"CONC_STORE": store, "CONC_MEETING": str(self.meeting), **env},
+            tmp_path / "gunicorn.log",
+            pythonpath=[TESTS],
+        )
+        self.start()
 
 
 @pytest.fixture

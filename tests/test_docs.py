@@ -23,7 +23,6 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from test_cli import cli_redis_url  # noqa: F401  (a fixture)
 
 import flask_conversation
 from flask_conversation.extension import DEFAULTS
@@ -115,7 +114,7 @@ def test_page_examples_run(
 def _redis_url(request: pytest.FixtureRequest) -> str:
     pytest.importorskip("redis")
     pytest.importorskip("flask_conversation.stores.redis")
-    return str(request.getfixturevalue("cli_redis_url"))
+    return str(request.getfixturevalue("redis_url"))
 
 
 # -- the reference covers everything ---------------------------------------------------

@@ -8,10 +8,9 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from flask import Flask
+from conftest import counter_app
 
 from flask_conversation import conversation
-from flask_conversation import ConversationScope
 from flask_conversation import ConversationStoreError
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores.base import CommitBatch
@@ -49,25 +48,7 @@ def store() -> SwitchableStore:
 
 @pytest.fixture
 def client(store: SwitchableStore) -> ConversationClient:
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="k", TESTING=True)
-    ConversationScope(app, store=store)
-    app.test_client_class = ConversationClient
-
-    @app.post("/begin")
-    def begin() -> str:
-        conversation.begin()
-        conversation["n"] = 0
-        return str(conversation.id)
-
-    @app.post("/incr")
-    def incr() -> str:
-        conversation["n"] += 1
-        return str(conversation["n"])
-
-    @app.get("/plain")
-    def plain() -> str:
-        return "fine"
+    app = counter_app(store)
 
     @app.errorhandler(ConversationStoreError)
     def unavailable(e: ConversationStoreError) -> tuple[str, int]:

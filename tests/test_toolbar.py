@@ -24,7 +24,6 @@ from flask_conversation.testing import ConversationClient
 pytest.importorskip("flask_debugtoolbar")
 
 from flask_debugtoolbar import DebugToolbarExtension  # noqa: E402
-from test_cli import cli_redis_url  # noqa: E402, F401  (a fixture)
 
 PANEL = "flask_conversation.toolbar.ConversationPanel"
 PAGE = "<!doctype html><html><body><p>{}</p></body></html>"
@@ -137,16 +136,11 @@ def test_round_trips_count_the_calls_that_did_io() -> None:
 
 def test_redis_store_makes_two_round_trips(request: pytest.FixtureRequest) -> None:
     redis_mod = pytest.importorskip("flask_conversation.stores.redis")
-    import redis
-
-    client = redis.Redis.from_url(request.getfixturevalue("cli_redis_url"))
-    try:
-        app = make_app(redis_mod.RedisStore(client, prefix="toolbar:"))
-        tab = t.cast(ConversationClient, app.test_client())
-        tab.post("/book")
-        panel = panel_html(tab.get("/look").get_data(as_text=True))
-    finally:
-        client.close()
+    client = request.getfixturevalue("redis_client")
+    app = make_app(redis_mod.RedisStore(client, prefix="toolbar:"))
+    tab = t.cast(ConversationClient, app.test_client())
+    tab.post("/book")
+    panel = panel_html(tab.get("/look").get_data(as_text=True))
 
     # Lock and load in one call, commit and unlock in another.
     assert store_rows(panel) == ["acquire", "commit"]

@@ -1,6 +1,7 @@
 """Fixtures for the browser tests: Debian's Chromium driven by Playwright,
-the example applications served by a real WSGI server on 127.0.0.1, and a
-throwaway redis-server, each started here and stopped by the tests.
+the example applications served by a real WSGI server on 127.0.0.1, each
+started here and stopped by the tests, and the session's throwaway
+redis-server (``redis_url``, from :mod:`tests.redis_servers`).
 
 Every test runs once per store (``session``: the cookie session, ``redis``:
 a :class:`~flask_conversation.stores.RedisStore`) and leaves a screenshot
@@ -11,10 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
-import subprocess
 import threading
-import time
 import typing as t
 from pathlib import Path
 
@@ -29,14 +27,7 @@ if t.TYPE_CHECKING:
     from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
-REDIS_SERVER = "/usr/bin/redis-server"
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="package")
@@ -64,46 +55,6 @@ def browser() -> t.Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> t.Iterator[str]:
-    """A redis-server of its own on a free port, without persistence."""
-    import redis
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            REDIS_SERVER,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        try:
-            for _ in range(100):
-                with contextlib.suppress(redis.ConnectionError):
-                    if client.ping():
-                        break
-                time.sleep(0.05)
-            else:
-                raise RuntimeError("redis-server did not start")
-        finally:
-            client.close()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(params=["session", "redis"])
 def store(request: pytest.FixtureRequest) -> str:
     """Which store the application keeps conversations in."""
@@ -111,20 +62,13 @@ def store(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store_redis(store: str, request: pytest.FixtureRequest) -> t.Iterator[redis.Redis | None]:
-    """A client of the test redis-server for the ``redis`` store, closed
-    after the test; ``None`` for the session store.
+def store_redis(store: str, request: pytest.FixtureRequest) -> redis.Redis | None:
+    """A client of the test redis-server for the ``redis`` store, emptied
+    before the test and closed after it; ``None`` for the session store.
     """
     if store != "redis":
-        yield None
-        return
-    import redis
-
-    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
-    try:
-        yield client
-    finally:
-        client.close()
+        return None
+    return t.cast("redis.Redis", request.getfixturevalue("redis_client"))
 
 
 @pytest.fixture

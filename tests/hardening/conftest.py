@@ -11,7 +11,7 @@ from flask import Flask
 from flask_conversation import ConversationScope
 from tests.hardening.instrumented import add_views
 from tests.hardening.instrumented import CountingStore
-from tests.hardening.processes import RedisProcess
+from tests.redis_servers import RedisServer
 
 
 @pytest.fixture
@@ -40,24 +40,15 @@ def counting_app(store_kind: str, clock: t.Any, request: pytest.FixtureRequest) 
 
 
 @pytest.fixture
-def durable_redis(tmp_path: Path) -> t.Iterator[RedisProcess]:
+def durable_redis(spare_redis_server: RedisServer) -> RedisServer:
     """A Redis server of the test's own whose acknowledged writes survive
     a kill.
     """
-    server = RedisProcess(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return spare_redis_server
 
 
 @pytest.fixture
-def fast_redis(tmp_path: Path) -> t.Iterator[RedisProcess]:
+def fast_redis(tmp_path: Path) -> t.Iterator[RedisServer]:
     """A Redis server of the test's own without persistence."""
-    server = RedisProcess(tmp_path / "redis", durable=False)
-    server.start()
-    try:
+    with RedisServer(tmp_path / "redis") as server:
         yield server
-    finally:
-        server.stop()

@@ -38,7 +38,7 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 
 from tests.hardening.processes import Gunicorn  # noqa: E402
-from tests.hardening.processes import RedisProcess  # noqa: E402
+from tests.redis_servers import RedisServer  # noqa: E402
 
 PREFIX = "conversation:"
 
@@ -407,7 +407,7 @@ def soak(
     report = Report()
     with tempfile.TemporaryDirectory(prefix="fc-soak-") as tmp:
         directory = Path(tmp)
-        server = RedisProcess(directory / "redis")
+        server = RedisServer(directory / "redis", persist=True)
         server.start()
         try:
             env = {

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.hardening.processes import Gunicorn
-from tests.hardening.processes import RedisProcess
+from tests.redis_servers import RedisServer
 
 
 def raw(port: int, request: bytes) -> tuple[int, bytes]:
@@ -37,7 +37,7 @@ def raw(port: int, request: bytes) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, fast_redis: RedisProcess) -> t.Iterator[Gunicorn]:
+def server(tmp_path: Path, fast_redis: RedisServer) -> t.Iterator[Gunicorn]:
     env = {"FC_REDIS_URL": fast_redis.url, "FC_LOCK_TIMEOUT": "1"}
     with Gunicorn(env, tmp_path / "gunicorn.log", workers=1, threads=2) as server:
         yield server

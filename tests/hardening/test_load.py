@@ -31,10 +31,10 @@ from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import RedisStore
 from tests.hardening.instrumented import write_artifact
 from tests.hardening.processes import Gunicorn
-from tests.hardening.processes import RedisProcess
 from tests.hardening.soak import keys_by_kind
 from tests.hardening.soak import run_load
 from tests.hardening.soak import wait_for_expiry
+from tests.redis_servers import RedisServer
 
 ABANDONED = 10_000
 
@@ -110,7 +110,7 @@ def test_abandoned_conversations_memory_store() -> None:
     assert end - warm < 2_000, (warm, end)
 
 
-def test_abandoned_conversations_redis_expire(fast_redis: RedisProcess) -> None:
+def test_abandoned_conversations_redis_expire(fast_redis: RedisServer) -> None:
     """Every key the store writes carries a time to live, so 10,000
     abandoned conversations leave no record, lock or index behind once
     their timeout has passed.
@@ -146,7 +146,7 @@ def test_abandoned_conversations_redis_expire(fast_redis: RedisProcess) -> None:
         client.close()
 
 
-def test_mixed_load_against_gunicorn(tmp_path: Path, durable_redis: RedisProcess) -> None:
+def test_mixed_load_against_gunicorn(tmp_path: Path, durable_redis: RedisServer) -> None:
     """2,000 requests from 6 browsers on 2 gunicorn workers of 4 threads:
     begin, steps, nested, end, abandon, and one conversation all browsers
     fight over. The lock timeout is short, so that some of those get the
@@ -177,7 +177,7 @@ def test_mixed_load_against_gunicorn(tmp_path: Path, durable_redis: RedisProcess
     assert not any(report.keys_after_expiry.get(k) for k in ("records", "locks", "indexes"))
 
 
-def test_redis_namespace_registry_stays_bounded(fast_redis: RedisProcess) -> None:
+def test_redis_namespace_registry_stays_bounded(fast_redis: RedisServer) -> None:
     """With the default namespace (one per session, so one per visitor),
     what the store keeps per namespace must go when the namespace's
     conversations expire, or Redis grows with every visitor ever seen. The

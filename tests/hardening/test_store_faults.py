@@ -24,7 +24,7 @@ import requests
 
 from tests.hardening.instrumented import write_artifact
 from tests.hardening.processes import Gunicorn
-from tests.hardening.processes import RedisProcess
+from tests.redis_servers import RedisServer
 
 LEASE = 4.0
 
@@ -105,7 +105,7 @@ class Tab:
 
 
 @pytest.mark.parametrize("fault", ["kill", "freeze"])
-def test_redis_outage_mid_run(tmp_path: Path, durable_redis: RedisProcess, fault: str) -> None:
+def test_redis_outage_mid_run(tmp_path: Path, durable_redis: RedisServer, fault: str) -> None:
     """Kill Redis (or freeze it with SIGSTOP, so that connections hang)
     while four tabs write, let them run into the outage, bring Redis back:
     during the outage every answer is a 503 with ``Retry-After`` and a clear
@@ -220,7 +220,7 @@ def _wait(condition: t.Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_worker_killed_while_holding_a_lock(tmp_path: Path, durable_redis: RedisProcess) -> None:
+def test_worker_killed_while_holding_a_lock(tmp_path: Path, durable_redis: RedisServer) -> None:
     """SIGKILL the worker whose request holds a stack: until the lease runs
     out the stack answers 503 busy; then it works again with its last
     committed state, and gunicorn has replaced the worker.
@@ -301,7 +301,7 @@ def test_worker_killed_while_holding_a_lock(tmp_path: Path, durable_redis: Redis
 
 
 def test_request_that_outlives_its_lease_does_not_overwrite(
-    tmp_path: Path, durable_redis: RedisProcess
+    tmp_path: Path, durable_redis: RedisServer
 ) -> None:
     """A request that holds a stack longer than the lock's lease loses the
     stack: another request takes it, commits and releases it; when the slow

@@ -7,12 +7,12 @@ from __future__ import annotations
 import typing as t
 
 import pytest
+from conftest import FakeClock
 from flask import Flask
 
 from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
-from stores.store_testing import Clock
 from stores.store_testing import Records
 
 #: The stores the contract tests run against. The session store works only
@@ -21,12 +21,13 @@ STORE_KINDS = ["memory", "session", "redis", "redis-cluster"]
 
 
 @pytest.fixture
-def store_clock() -> Clock:
-    return Clock()
+def store_clock() -> FakeClock:
+    # A fraction of a second, so that stores must keep times exactly.
+    return FakeClock(1_700_000_000.25)
 
 
 @pytest.fixture(params=STORE_KINDS)
-def store(request: pytest.FixtureRequest, store_clock: Clock) -> t.Iterator[ConversationStore]:
+def store(request: pytest.FixtureRequest, store_clock: FakeClock) -> t.Iterator[ConversationStore]:
     kind = request.param
     if kind == "memory":
         yield MemoryStore(clock=store_clock)
@@ -43,5 +44,5 @@ def store(request: pytest.FixtureRequest, store_clock: Clock) -> t.Iterator[Conv
 
 
 @pytest.fixture
-def make(store_clock: Clock) -> Records:
+def make(store_clock: FakeClock) -> Records:
     return Records(store_clock)

@@ -1,27 +1,16 @@
-"""What the store tests build records and time with."""
+"""What the store tests build records with."""
 
 from __future__ import annotations
 
+from conftest import FakeClock
+
 from flask_conversation.stores.base import ConversationRecord
-
-
-class Clock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float = 1_700_000_000.25) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Records:
     """Builds records in one namespace at the clock's current time."""
 
-    def __init__(self, clock: Clock, namespace: str = "ns") -> None:
+    def __init__(self, clock: FakeClock, namespace: str = "ns") -> None:
         self.clock = clock
         self.namespace = namespace
 

@@ -12,12 +12,14 @@ import typing as t
 
 import pytest
 import redis
+from conftest import conversation_app
+from conftest import counter_app
+from conftest import FakeClock
 from flask import Flask
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.retry import Retry
-from redis_servers import RedisServer
 
 from flask_conversation import BusyConversation
 from flask_conversation import conversation
@@ -27,8 +29,8 @@ from flask_conversation.stores.base import CommitBatch
 from flask_conversation.stores.redis import RedisStore
 from flask_conversation.stores.redis import shard_tag
 from flask_conversation.testing import ConversationClient
-from stores.store_testing import Clock
 from stores.store_testing import Records
+from tests.redis_servers import RedisServer
 
 
 @pytest.fixture(params=["redis", "redis-cluster"])
@@ -38,7 +40,7 @@ def client(request: pytest.FixtureRequest) -> redis.Redis | RedisCluster:
 
 
 @pytest.fixture
-def store(client: redis.Redis | RedisCluster, store_clock: Clock) -> RedisStore:
+def store(client: redis.Redis | RedisCluster, store_clock: FakeClock) -> RedisStore:
     return RedisStore(client, clock=store_clock)
 
 
@@ -134,7 +136,7 @@ def test_redis_drops_expired_records_by_itself(redis_client: redis.Redis) -> Non
 
 
 def test_a_crashed_holder_loses_its_lock_after_the_lease(
-    client: redis.Redis | RedisCluster, store_clock: Clock, make: Records
+    client: redis.Redis | RedisCluster, store_clock: FakeClock, make: Records
 ) -> None:
     store = RedisStore(client, clock=store_clock, lock_lease=0.2)
     store.save(make("root", data="1"))
@@ -163,7 +165,7 @@ def test_a_crashed_holder_loses_its_lock_after_the_lease(
 
 
 def test_namespaces_come_from_the_registry(
-    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: Clock
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: FakeClock
 ) -> None:
     store.save(make("a", namespace="one"))
     store.save(make("b", namespace="one", timeout=10))
@@ -188,7 +190,7 @@ def test_namespaces_come_from_the_registry(
 
 
 def test_the_registry_forgets_namespaces_that_expired(
-    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: Clock
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: FakeClock
 ) -> None:
     """A namespace whose records all expired in Redis is dropped from its
     registry by the next commit in the same shard, so the registries never
@@ -297,10 +299,7 @@ def commands(
 
 @pytest.fixture
 def counted_app(deployment: tuple[list[RedisServer], redis.Redis | RedisCluster]) -> Flask:
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="k", TESTING=True)
-    ConversationScope(app, store=RedisStore(deployment[1]))
-    app.test_client_class = ConversationClient
+    app = conversation_app(RedisStore(deployment[1]))
 
     @app.post("/begin")
     def begin() -> dict[str, t.Any]:
@@ -447,26 +446,7 @@ def test_store_errors_while_redis_is_down(spare_redis_server: RedisServer) -> No
 
 def test_the_app_answers_503_and_recovers(spare_redis_server: RedisServer) -> None:
     client = fail_fast_client(spare_redis_server)
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="k", TESTING=True)
-    ConversationScope(app, store=RedisStore(client))
-    app.test_client_class = ConversationClient
-
-    @app.post("/begin")
-    def begin() -> str:
-        conversation.begin()
-        conversation["n"] = 0
-        return str(conversation.id)
-
-    @app.post("/incr")
-    def incr() -> str:
-        conversation["n"] += 1
-        return str(conversation["n"])
-
-    @app.get("/plain")
-    def plain() -> str:
-        return "fine"
-
+    app = counter_app(RedisStore(client))
     tab = t.cast(ConversationClient, app.test_client())
     try:
         cid = tab.post("/begin").text

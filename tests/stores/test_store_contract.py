@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from conftest import FakeClock
 
 from flask_conversation import BusyConversation
 from flask_conversation.stores import ConversationStore
@@ -16,7 +17,6 @@ from flask_conversation.stores import MemoryStore
 from flask_conversation.stores.base import CommitBatch
 from flask_conversation.stores.base import ConversationRecord
 from flask_conversation.stores.base import plan_commit
-from stores.store_testing import Clock
 from stores.store_testing import Records
 
 
@@ -128,7 +128,7 @@ def test_acquire_locks_and_loads_chain(store: ConversationStore, make: Records) 
 
 
 def test_acquire_missing_or_expired_locks_nothing(
-    store: ConversationStore, make: Records, store_clock: Clock
+    store: ConversationStore, make: Records, store_clock: FakeClock
 ) -> None:
     assert store.acquire("ns", "nope", 0) is None
     root = make("root", timeout=10)
@@ -156,7 +156,7 @@ def test_acquire_returns_a_tombstone(store: ConversationStore, make: Records) ->
     store.unlock("ns", acquired.root_id, acquired.token)
 
 
-def test_commit_rules(store: ConversationStore, make: Records, store_clock: Clock) -> None:
+def test_commit_rules(store: ConversationStore, make: Records, store_clock: FakeClock) -> None:
     old = make("old", timeout=5)
     old_tomb = make("oldtomb", timeout=5, ended=True)
     store.save(old)
@@ -207,7 +207,7 @@ def test_commit_keeps_the_survivor_of_an_ended_root(
 
 
 def test_commit_evicts_least_recently_used_stacks(
-    store: ConversationStore, make: Records, store_clock: Clock
+    store: ConversationStore, make: Records, store_clock: FakeClock
 ) -> None:
     oldest = make("oldest")
     oldest_child = make("oldest-child", oldest)
@@ -233,7 +233,7 @@ def test_commit_evicts_least_recently_used_stacks(
 
 
 def test_commit_matches_plan_commit(
-    store: ConversationStore, make: Records, store_clock: Clock
+    store: ConversationStore, make: Records, store_clock: FakeClock
 ) -> None:
     """Random namespaces and batches: what the store does and reports is what
     :func:`plan_commit` decides, whatever the store's own implementation.
