@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,81 @@ def test_memory_store_shortcut_commits_like_plan_commit() -> None:
                 for store in (fast, reference)
             ]
             assert kept[0] == kept[1]
+
+
+def test_redis_store_shortcut_commits_like_plan_commit(redis_client: t.Any) -> None:
+    """The commit script saves a batch directly when nothing can have
+    expired and the namespace fits: the same result as its full rules,
+    which the reference always runs (its index never knows its earliest
+    expiry).
+    """
+    import random
+
+    from flask_conversation.stores.base import CommitBatch
+    from flask_conversation.stores.base import ConversationRecord
+    from flask_conversation.stores.redis import RedisStore
+
+    class Reference(RedisStore):
+        def commit(self, namespace: str, batch: CommitBatch) -> list[tuple[str, str]]:
+            self.client.hdel(self.index_key(namespace), "~e")
+            return super().commit(namespace, batch)
+
+    class Clock:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    rng = random.Random(2)
+    ids = [f"c{i}" for i in range(12)]
+    for run in range(40):
+        clock = Clock()
+        fast = RedisStore(redis_client, prefix=f"eq{run}:", clock=clock)
+        reference = Reference(redis_client, prefix=f"ref{run}:", clock=clock)
+        for step in range(40):
+            clock.now += rng.choice([0, 0.25, 1, 5, 30])
+            saves = []
+            for cid in rng.sample(ids, rng.randint(0, 3)):
+                parent = rng.choice([None, None, rng.choice(ids)])
+                parent = None if parent == cid else parent
+                saves.append(
+                    ConversationRecord(
+                        id=cid,
+                        namespace="n",
+                        parent_id=parent,
+                        root_id=parent or cid,
+                        depth=1 if parent else 0,
+                        data="{}",
+                        description=None,
+                        timeout=rng.choice([10, 60, 0.5]),
+                        created_at=clock.now,
+                        last_access=clock.now,
+                        ended=rng.random() < 0.1,
+                    )
+                )
+            deletes = {cid: "ended" for cid in rng.sample(ids, rng.choice([0, 0, 0, 1]))}
+            limit = rng.choice([3, 6, 32])
+            if saves and rng.random() < 0.1:
+                # The primitives keep the earliest expiry too.
+                for store in (fast, reference):
+                    store.save(saves[0])
+                continue
+            results = [
+                store.commit(
+                    "n", CommitBatch(saves=list(saves), deletes=dict(deletes), max_count=limit)
+                )
+                for store in (fast, reference)
+            ]
+            assert sorted(results[0]) == sorted(results[1]), (run, step)
+            kept = [
+                sorted(
+                    (r.id, r.last_access, r.ended)
+                    for r in store.list_namespace("n")
+                    if r.expires_at > clock.now
+                )
+                for store in (fast, reference)
+            ]
+            assert kept[0] == kept[1], (run, step)
 
 
 def test_plain_data_shortcut_serializes_like_tagging() -> None:

@@ -6,7 +6,8 @@ in one slot of a Redis Cluster and a script may touch any of them::
 
     <prefix>{<shard>}:<ns>:c:<cid>    one record (JSON), expires natively
     <prefix>{<shard>}:<ns>:l:<root>   the lock of one stack (owner token)
-    <prefix>{<shard>}:<ns>:i          index: cid -> small JSON metadata
+    <prefix>{<shard>}:<ns>:i          index: cid -> small JSON metadata,
+                                      and ~e -> the earliest expiry
     <prefix>{<shard>}:namespaces      the shard's namespaces, by expiry
 
 ``<shard>`` is derived from a hash of the namespace (:func:`shard_tag`), so
@@ -17,7 +18,10 @@ the keyspace. ``<ns>`` is the namespace percent-encoded (:func:`escape`),
 so keys of different namespaces never collide.
 
 The index holds what the commit rules need (parent, root, last access,
-timeout, ended), so a commit never reads the records' data.
+timeout, ended), so a commit never reads the records' data, and a lower
+bound of the namespace's earliest expiry, so that a commit which only
+saves, where nothing can have expired and everything fits, does not read
+the index either: its cost does not grow with the namespace.
 """
 
 from __future__ import annotations
@@ -87,33 +91,97 @@ return out
 # subtrees, evict least recently used stacks to fit, save), applied and
 # followed by the unlocks in one atomic call. Every write comes after every
 # check, so a refused commit writes nothing.
+#
+# The index keeps, in its field ``~e`` (never a cid), a time no record of
+# the namespace expires before: a lower bound, since renewing or deleting
+# records only moves the true earliest expiry later. A batch that only
+# saves, when nothing can have expired and the namespace holds at most
+# max_count entries afterwards, is what the rules would save unchanged: it
+# is written without reading the index.
 #   KEYS[1]  the namespace index
-#   ARGV     base, now, batch as JSON: m max_count, k keep roots,
-#            s [[cid, meta, value, ttl_ms]], d [[cid, reason or ""]],
-#            u [[root, token]]; the shard's registry, the namespace
+#   ARGV     base, now, the shard's registry, the namespace, max_count,
+#            then counted lists: n, keep roots...; n, (cid, meta, value,
+#            ttl_ms, expires_at)...; n, (cid, reason or "")...;
+#            n, (root, token)...
 #   returns  {-1, root} a lock is held by another owner (nothing written),
 #            {1, cid, reason, cid, reason, ...}
 _COMMIT = """
 local base, now = ARGV[1], tonumber(ARGV[2])
-local batch = cjson.decode(ARGV[3])
-local index, registry, namespace = KEYS[1], ARGV[4], ARGV[5]
+local index, registry, namespace = KEYS[1], ARGV[3], ARGV[4]
+local batch = {m = tonumber(ARGV[5]), k = {}, s = {}, d = {}, u = {}}
+local at = 6
+local function take(list, width)
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  for _ = 1, n do
+    local item = {}
+    for j = 1, width do item[j] = ARGV[at + j - 1] end
+    list[#list + 1] = width == 1 and item[1] or item
+    at = at + width
+  end
+end
+take(batch.k, 1)
+take(batch.s, 5)
+take(batch.d, 2)
+take(batch.u, 2)
+local EARLIEST = '~e'
+
+local function unlock_all()
+  for _, u in ipairs(batch.u) do
+    local key = base .. 'l:' .. u[1]
+    if redis.call('GET', key) == u[2] then redis.call('DEL', key) end
+  end
+end
 
 for _, u in ipairs(batch.u) do
   local holder = redis.call('GET', base .. 'l:' .. u[1])
   if holder and holder ~= u[2] then
-    for _, v in ipairs(batch.u) do
-      local key = base .. 'l:' .. v[1]
-      if redis.call('GET', key) == v[2] then redis.call('DEL', key) end
-    end
+    unlock_all()
     return {-1, u[1]}
+  end
+end
+
+if #batch.d == 0 then
+  local entries = redis.call('HLEN', index)
+  local earliest, fits = nil, false
+  if entries == 0 then
+    fits = #batch.s <= batch.m
+  else
+    earliest = redis.call('HGET', index, EARLIEST)
+    if earliest and tonumber(earliest) > now then
+      local count = entries - 1
+      for _, s in ipairs(batch.s) do
+        if redis.call('HEXISTS', index, s[1]) == 0 then count = count + 1 end
+      end
+      fits = count <= batch.m
+    end
+  end
+  if fits then
+    local low, high = nil, nil
+    for _, s in ipairs(batch.s) do
+      redis.call('SET', base .. 'c:' .. s[1], s[3], 'PX', s[4])
+      redis.call('HSET', index, s[1], s[2])
+      local expires = tonumber(s[5])
+      if not low or expires < low then low = expires end
+      if not high or expires > high then high = expires end
+    end
+    if not earliest or low < tonumber(earliest) then redis.call('HSET', index, EARLIEST, low) end
+    local ttl = math.max(1, math.ceil((high - now) * 1000))
+    if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
+    redis.call('ZREMRANGEBYSCORE', registry, '-inf', now)
+    redis.call('ZADD', registry, 'GT', high, namespace)
+    unlock_all()
+    return {1}
   end
 end
 
 local records, order = {}, {}
 local flat = redis.call('HGETALL', index)
 for i = 1, #flat, 2 do
-  records[flat[i]] = cjson.decode(flat[i + 1])
-  order[#order + 1] = flat[i]
+  if flat[i] ~= EARLIEST then
+    records[flat[i]] = cjson.decode(flat[i + 1])
+    order[#order + 1] = flat[i]
+  end
 end
 local saving = {}
 for _, s in ipairs(batch.s) do saving[s[1]] = cjson.decode(s[2]) end
@@ -216,34 +284,41 @@ for _, s in ipairs(batch.s) do
     redis.call('HSET', index, s[1], s[2])
   end
 end
-local horizon = 0
+local horizon, earliest = 0, nil
 for _, r in pairs(records) do
   if r.a + r.t - now > horizon then horizon = r.a + r.t - now end
+  if not earliest or r.a + r.t < earliest then earliest = r.a + r.t end
 end
 -- The registry forgets namespaces that expired, this one included when empty.
 redis.call('ZREMRANGEBYSCORE', registry, '-inf', now)
 if horizon > 0 then
+  redis.call('HSET', index, EARLIEST, earliest)
   redis.call('PEXPIRE', index, math.max(1, math.ceil(horizon * 1000)))
   redis.call('ZADD', registry, now + horizon, namespace)
 else
   redis.call('DEL', index)
   redis.call('ZREM', registry, namespace)
 end
-for _, u in ipairs(batch.u) do
-  local key = base .. 'l:' .. u[1]
-  if redis.call('GET', key) == u[2] then redis.call('DEL', key) end
-end
+unlock_all()
 
 local out = {1}
 for _, v in ipairs(destroyed) do out[#out + 1] = v end
 return out
 """
 
-# Write one record and its index entry, and register the namespace.
+# Write one record and its index entry, and register the namespace. The
+# index's earliest expiry moves earlier if needed; an index that has
+# entries but no earliest expiry (written before it was kept) stays
+# without one, so that commits keep reading it whole.
 #   KEYS[1]  the index; ARGV base, cid, meta, value, ttl_ms, now, registry,
-#            namespace
+#            namespace, expires_at
 _SAVE = """
 local index, ttl, now = KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6])
+local earliest = redis.call('HGET', index, '~e')
+if (earliest and tonumber(ARGV[9]) < tonumber(earliest))
+    or (not earliest and redis.call('HLEN', index) == 0) then
+  redis.call('HSET', index, '~e', ARGV[9])
+end
 redis.call('SET', ARGV[1] .. 'c:' .. ARGV[2], ARGV[4], 'PX', ttl)
 redis.call('HSET', index, ARGV[2], ARGV[3])
 if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
@@ -256,6 +331,9 @@ redis.call('ZADD', ARGV[7], 'GT', now + ttl / 1000, ARGV[8])
 _DELETE = """
 redis.call('DEL', ARGV[1] .. 'c:' .. ARGV[2])
 redis.call('HDEL', KEYS[1], ARGV[2])
+if redis.call('HLEN', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], '~e') == 1 then
+  redis.call('DEL', KEYS[1])
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', ARGV[3], ARGV[4]) end
 """
 
@@ -264,7 +342,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', ARGV[3], ARGV[4]) 
 _LIST = """
 local out = {}
 for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
-  local value = redis.call('GET', ARGV[1] .. 'c:' .. id)
+  local value = id ~= '~e' and redis.call('GET', ARGV[1] .. 'c:' .. id)
   if value then
     out[#out + 1] = id
     out[#out + 1] = value
@@ -285,6 +363,10 @@ for i = 2, #ARGV, 2 do
 end
 return n
 """
+
+#: The index field holding the namespace's earliest expiry (see _COMMIT):
+#: never a cid, which has no ``~``.
+_EARLIEST = "~e"
 
 #: How many registries the namespaces are spread over; each lives in the
 #: slot of the namespaces it lists.
@@ -528,6 +610,7 @@ class RedisStore(ConversationStore):
                 repr(float(now)),
                 self.registry_key(record.namespace),
                 record.namespace,
+                repr(float(record.expires_at)),
             ],
         )
 
@@ -596,11 +679,13 @@ class RedisStore(ConversationStore):
         names = [_text(m) for members in self._call(pipe.execute) for m in members]
         pipe = self.client.pipeline(transaction=False)
         for namespace in names:
-            pipe.hvals(self.index_key(namespace))
+            pipe.hgetall(self.index_key(namespace))
         rv: dict[str, int] = {}
         for namespace, metas in zip(names, self._call(pipe.execute), strict=True):
             count = 0
-            for meta in metas:
+            for field, meta in metas.items():
+                if _text(field) == _EARLIEST:
+                    continue
                 r = json.loads(meta)
                 if r["a"] + r["t"] > now:
                     count += 1
@@ -655,31 +740,33 @@ class RedisStore(ConversationStore):
         """
         if not (batch.saves or batch.deletes):
             if batch.unlock:
-                args = [self.base(namespace)]
+                pairs = [self.base(namespace)]
                 for root_id, token in batch.unlock.items():
-                    args += [root_id, token]
+                    pairs += [root_id, token]
                 first = next(iter(batch.unlock))
-                self._call(self._unlock, keys=[self.lock_key(namespace, first)], args=args)
+                self._call(self._unlock, keys=[self.lock_key(namespace, first)], args=pairs)
             return []
         now = self.clock()
-        payload = {
-            "m": batch.max_count,
-            "k": sorted(batch.keep_roots),
-            "s": [[r.id, self._meta(r), self._value(r), self._ttl_ms(r, now)] for r in batch.saves],
-            "d": [[cid, reason or ""] for cid, reason in batch.deletes.items()],
-            "u": [[root_id, token] for root_id, token in batch.unlock.items()],
-        }
-        rv = self._call(
-            self._commit,
-            keys=[self.index_key(namespace)],
-            args=[
-                self.base(namespace),
-                repr(float(now)),
-                json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-                self.registry_key(namespace),
-                namespace,
-            ],
-        )
+        args: list[t.Any] = [
+            self.base(namespace),
+            repr(float(now)),
+            self.registry_key(namespace),
+            namespace,
+            batch.max_count,
+            len(batch.keep_roots),
+            *sorted(batch.keep_roots),
+            len(batch.saves),
+        ]
+        for r in batch.saves:
+            args += [r.id, self._meta(r), self._value(r), self._ttl_ms(r, now)]
+            args.append(repr(float(r.expires_at)))
+        args.append(len(batch.deletes))
+        for cid, reason in batch.deletes.items():
+            args += [cid, reason or ""]
+        args.append(len(batch.unlock))
+        for root_id, token in batch.unlock.items():
+            args += [root_id, token]
+        rv = self._call(self._commit, keys=[self.index_key(namespace)], args=args)
         if int(rv[0]) != 1:
             raise ConversationStoreError(
                 f"The lock of stack {_text(rv[1])!r} was taken by another request"
