@@ -145,6 +145,8 @@ class RequestState:
         self.missing: str | None = None
         #: set by ``got_request_exception``: commit nothing
         self.failed = False
+        #: the namespace's listing the store returned with a lock, if any
+        self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
         self.current = self._resolve()
 
     # -- resolving -------------------------------------------------------------
@@ -200,6 +202,7 @@ class RequestState:
             self.missing = cid
             return self._temporary()
         self.locks[acquired.root_id] = acquired.token
+        self._listing = acquired.listing
         record = acquired.chain[-1]
         if record.ended:
             # The one request an ended conversation survives after a redirect.
@@ -391,11 +394,16 @@ class RequestState:
         if namespace is None:
             return []
         now = self.store.clock()
-        infos = {
-            r.id: ConversationInfo.from_record(r)
-            for r in self.store.list_namespace(namespace)
-            if not r.ended and r.expires_at > now and r.id not in self.deletes
-        }
+        # The listing that came with the lock saves a round trip.
+        listed = self._listing(now) if self._listing is not None else None
+        if listed is not None:
+            infos = {i.id: i for i in listed if i.id not in self.deletes}
+        else:
+            infos = {
+                r.id: ConversationInfo.from_record(r)
+                for r in self.store.list_namespace(namespace)
+                if not r.ended and r.expires_at > now and r.id not in self.deletes
+            }
         for cid, conv in self.active.items():
             infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
         # A child renews its ancestors: at equal times the deepest was used.

@@ -232,6 +232,86 @@ def test_redis_store_shortcut_commits_like_plan_commit(redis_client: t.Any) -> N
             assert kept[0] == kept[1], (run, step)
 
 
+def test_redis_listing_with_the_lock_lists_like_list_namespace(redis_client: t.Any) -> None:
+    """A request that holds a stack lists its namespace from the index the
+    lock came with, in the same round trip: the same summaries as from
+    ``list_namespace``, which a store without that listing uses.
+    """
+    import random
+
+    from conftest import FakeClock
+    from flask import Flask
+    from flask import request
+
+    from flask_conversation import conversation
+    from flask_conversation import ConversationScope
+    from flask_conversation.extension import conversations
+    from flask_conversation.stores.redis import RedisStore
+    from flask_conversation.testing import ConversationClient
+
+    class Unlisted(RedisStore):
+        listing_limit = -1
+
+    clock = FakeClock()
+    listed = {}
+    stores = [
+        RedisStore(redis_client, clock=clock, prefix="listed:"),
+        Unlisted(redis_client, clock=clock, prefix="unlisted:"),
+    ]
+    for store in stores:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY="test", CONVERSATION_MAX_COUNT=6)
+        ConversationScope(app, store=store)
+
+        @app.post("/begin")
+        def begin() -> dict[str, t.Any]:
+            conversation.begin(
+                id=request.args["id"],
+                nested=bool(request.args.get("nested")),
+                description=request.args.get("d"),
+                timeout=float(request.args.get("timeout", 60)),
+            )
+            conversation["v"] = "x" * int(request.args.get("size", 1))
+            return {"id": conversation.id}
+
+        @app.post("/end")
+        def end() -> str:
+            conversation.end(before_redirect=False)
+            return ""
+
+        @app.get("/list")
+        def listing() -> list[t.Any]:
+            return [repr(i) for i in conversations()]
+
+        rng = random.Random(3)
+        clock.now = 1_700_000_000.0
+        api = ConversationClient(app)
+        tabs = [api.new_tab() for _ in range(4)]
+        seen = []
+        for step in range(60):
+            tab = rng.choice(tabs)
+            clock.advance(rng.choice([0, 1, 20, 45]))
+            action = rng.random()
+            if action < 0.35 or tab.cid is None:
+                nested = "1" if tab.cid and rng.random() < 0.5 else ""
+                tab.post(
+                    f"/begin?id=c{step}&nested={nested}&d=t{rng.randint(0, 9)}"
+                    f"&timeout={rng.choice([30, 60])}&size={rng.randint(1, 40)}"
+                )
+            elif action < 0.45:
+                tab.post("/end")
+            else:
+                rv = tab.get("/list")
+                if rv.status_code == 200:
+                    seen.append(rv.json)
+                else:
+                    seen.append(rv.status_code)
+                    tab.cid = None
+        listed[type(store).__name__] = seen
+    assert listed["RedisStore"] == listed["Unlisted"]
+    assert any(isinstance(page, list) and len(page) > 2 for page in listed["RedisStore"])
+
+
 def test_plain_data_shortcut_serializes_like_tagging() -> None:
     import datetime
     import json

@@ -27,17 +27,21 @@ the index either: its cost does not grow with the namespace.
 from __future__ import annotations
 
 import binascii
+import functools
 import json
 import math
 import secrets
 import time
 import typing as t
+from datetime import datetime
+from datetime import timezone
 
 from ..errors import BusyConversation
 from ..errors import ConversationStoreError
 from ..serialization import Serializer
 from .base import Acquired
 from .base import CommitBatch
+from .base import ConversationInfo
 from .base import ConversationRecord
 from .base import ConversationStore
 from .base import Destroyed
@@ -50,10 +54,13 @@ if t.TYPE_CHECKING:  # pragma: no cover
 # Follow the parent links from a cid to its root, check that every record is
 # live by the store's clock, optionally take the root's lock, and return the
 # chain root first. One call, so lock and load cannot interleave with another
-# request's commit.
+# request's commit. With the lock, a small namespace's index comes along
+# (as one JSON text, decoded only if the request lists its namespace).
 #   KEYS[1]  the record key of the requested cid (routes the call)
-#   ARGV     base, cid, now, token ("" to only load), lease in ms
-#   returns  {0} no live chain, {-1} lock busy, {1, id, value, id, value, ...}
+#   ARGV     base, cid, now, token ("" to only load), lease in ms, the most
+#            index entries to return
+#   returns  {0} no live chain, {-1} lock busy,
+#            {1, index or "", id, value, id, value, ...}
 _CHAIN = """
 local base, now, token, lease = ARGV[1], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local ids, values = {}, {}
@@ -79,7 +86,10 @@ if token ~= '' then
     if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
   end
 end
-local out = {1}
+local out = {1, ''}
+if token ~= '' and redis.call('HLEN', base .. 'i') <= tonumber(ARGV[6]) + 1 then
+  out[2] = cjson.encode(redis.call('HGETALL', base .. 'i'))
+end
 for i = #ids, 1, -1 do
   out[#out + 1] = ids[i]
   out[#out + 1] = values[i]
@@ -416,7 +426,9 @@ class RedisStore(ConversationStore):
         script call locks the stack and loads its chain
         (:meth:`acquire`), one applies the commit rules, writes and unlocks
         (:meth:`commit`). A request that does not use a conversation makes
-        none.
+        none. The first call also brings the namespace's index while it
+        holds at most :attr:`listing_limit` conversations, so a page that
+        lists them (a sidebar calling ``conversations()``) makes no third.
     -   **Redis Cluster**: every key of a namespace carries the same hash
         tag, so a namespace lives in one slot and the scripts work unchanged
         with :class:`redis.cluster.RedisCluster`. The namespaces are spread
@@ -450,6 +462,11 @@ class RedisStore(ConversationStore):
     """
 
     native_expiry = True
+
+    #: A lock comes with the namespace's index (for
+    #: :attr:`~.base.Acquired.listing`) while the namespace holds at most
+    #: this many conversations; a larger one is listed by its own call.
+    listing_limit = 32
 
     def __init__(
         self,
@@ -546,9 +563,14 @@ class RedisStore(ConversationStore):
             "r": record.root_id,
             "a": record.last_access,
             "t": record.timeout,
+            "c": record.created_at,
+            "z": len(record.data.encode()),
         }
         if record.parent_id is not None:
             meta["p"] = record.parent_id
+            meta["h"] = record.depth
+        if record.description is not None:
+            meta["n"] = record.description
         if record.ended:
             meta["e"] = 1
         return json.dumps(meta, separators=(",", ":"))
@@ -563,7 +585,7 @@ class RedisStore(ConversationStore):
 
     def _run_chain(
         self, namespace: str, cid: str, token: str
-    ) -> tuple[int, list[ConversationRecord]]:
+    ) -> tuple[int, list[ConversationRecord], t.Any]:
         rv = self._call(
             self._chain,
             keys=[self.record_key(namespace, cid)],
@@ -573,11 +595,14 @@ class RedisStore(ConversationStore):
                 repr(float(self.clock())),
                 token,
                 math.ceil(self.lock_lease * 1000),
+                self.listing_limit,
             ],
         )
         status = int(rv[0])
-        chain = [self._record(namespace, rv[i], rv[i + 1]) for i in range(1, len(rv), 2)]
-        return status, chain
+        if status != 1:
+            return status, [], None
+        chain = [self._record(namespace, rv[i], rv[i + 1]) for i in range(2, len(rv), 2)]
+        return status, chain, rv[1] or None
 
     # -- primitives ------------------------------------------------------------
 
@@ -702,7 +727,7 @@ class RedisStore(ConversationStore):
         :param namespace: the namespace to look in.
         :param cid: the conversation id.
         """
-        status, chain = self._run_chain(namespace, cid, "")
+        status, chain, _ = self._run_chain(namespace, cid, "")
         return chain if status == 1 else None
 
     def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
@@ -717,11 +742,12 @@ class RedisStore(ConversationStore):
         """
         token = secrets.token_hex(16)
         for _ in _waits(timeout):
-            status, chain = self._run_chain(namespace, cid, token)
+            status, chain, index = self._run_chain(namespace, cid, token)
             if status == 0:
                 return None
             if status == 1:
-                return Acquired(chain[0].id, token, chain)
+                listing = None if index is None else functools.partial(_listing, index)
+                return Acquired(chain[0].id, token, chain, listing)
         raise BusyConversation()
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
@@ -773,6 +799,43 @@ class RedisStore(ConversationStore):
                 " after its lease ran out; nothing was written."
             )
         return [(_text(rv[i]), _text(rv[i + 1])) for i in range(1, len(rv), 2)]
+
+
+def _listing(index: t.Any, now: float) -> list[ConversationInfo] | None:
+    """The live conversations in the raw index :data:`_CHAIN` returned, or
+    ``None`` if an entry was written without the fields a summary needs.
+    """
+    flat = json.loads(index)
+    if not isinstance(flat, list):
+        # An empty Lua table is encoded as an object.
+        return []
+    rv = []
+    for i in range(0, len(flat), 2):
+        if flat[i] == _EARLIEST:
+            continue
+        r = json.loads(flat[i + 1])
+        if "z" not in r:
+            return None
+        expires_at = r["a"] + r["t"]
+        if r.get("e") or expires_at <= now:
+            continue
+        rv.append(
+            ConversationInfo(
+                id=flat[i],
+                description=r.get("n"),
+                parent_id=r.get("p"),
+                depth=r.get("h", 0),
+                created_at=_utc(r["c"]),
+                last_access=_utc(r["a"]),
+                expires_at=_utc(expires_at),
+                size=r["z"],
+            )
+        )
+    return rv
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
 
 
 def _waits(timeout: float) -> t.Iterator[None]:
