@@ -4,6 +4,8 @@ records live.
 
 from __future__ import annotations
 
+import typing as t
+
 import pytest
 from flask import Flask
 
@@ -85,3 +87,66 @@ def test_namespace_token_only_when_begun(cookie_app: Flask) -> None:
     client.get("/size")
     with client.session_transaction() as session:
         assert "_conversation_ns" not in session
+
+
+def test_cookie_guard_bound_is_never_below_the_real_value() -> None:
+    """The guard's cheap bound skips the exact measure only when it is an
+    upper bound of the value Flask writes, whatever the session holds.
+    """
+    import datetime
+    import random
+    import uuid
+
+    from flask import session
+
+    from flask_conversation.stores.session import _json_bound
+    from flask_conversation.stores.session import _value_bound
+    from flask_conversation.stores.session import SESSION_KEY
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", SECRET_KEY_FALLBACKS=["old"])
+    interface = app.session_interface
+    rng = random.Random(5)
+    texts = ["", "a", " t", " di", "é", "日本", "\U0001f600", '"\\/', "\n\x00", "<&>"]
+    extras: list[t.Any] = [
+        (1, 2),
+        b"\x00\xff",
+        uuid.UUID(int=7),
+        datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+        {" t": [1]},
+        [None, True, 1.5],
+    ]
+    compared = 0
+    for _ in range(300):
+        all_ns: dict[str, t.Any] = {}
+        for _ in range(rng.randint(0, 3)):
+            records = {}
+            for _ in range(rng.randint(1, 3)):
+                record: dict[str, t.Any] = {
+                    "d": rng.choice(texts) * rng.randint(1, 30),
+                    "t": rng.choice([1800, 0.5, 1e-7]),
+                    "c": 1_700_000_000.123456,
+                    "a": 1_700_000_000 + rng.random(),
+                }
+                if rng.random() < 0.3:
+                    record.update(p="x", r="y", h=1, n=rng.choice(texts))
+                if rng.random() < 0.2:
+                    record["e"] = 1
+                records[rng.choice(texts) + rng.choice(["", str(rng.randint(0, 99))])] = record
+            all_ns[rng.choice(texts + [" t", " di"])] = records
+        current: dict[str, t.Any] = {"_conversation_ns": rng.choice(texts)}
+        for _ in range(rng.randint(0, 2)):
+            current[rng.choice(texts) + "k"] = rng.choice(extras)
+        with app.test_request_context():
+            session.update(current)
+            bound = _value_bound(app, interface, session, all_ns)
+            serializer = interface.get_signing_serializer(app)
+            assert serializer is not None and bound is not None
+            candidate = {**current, SESSION_KEY: all_ns}
+            real = len(serializer.dumps(candidate))
+            json_bound = _json_bound(app, interface, session, all_ns)
+            real_json = len(interface.serializer.dumps(candidate).encode())
+        assert real <= bound
+        assert json_bound is not None and real_json <= json_bound
+        compared += 1
+    assert compared == 300

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import typing as t
+import weakref
 
 from flask import current_app
+from flask import Flask
 from flask import session
+from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import URLSafeTimedSerializer
-from itsdangerous.serializer import Serializer
 from werkzeug.http import dump_cookie
 
 from ..errors import BusyConversation
 from ..errors import ConversationError
+from ..serialization import _default_tags_only
 from .base import Acquired
 from .base import CommitBatch
 from .base import ConversationRecord
@@ -123,27 +125,26 @@ class SessionStore(ConversationStore):
         else:
             all_ns.pop(namespace, None)
         if check_size:
-            _check_cookie_size({**session, SESSION_KEY: all_ns})
+            _check_cookie_size(all_ns)
         if all_ns:
             session[SESSION_KEY] = all_ns
         elif SESSION_KEY in session:
             del session[SESSION_KEY]
 
 
-def _check_cookie_size(candidate: dict[str, t.Any]) -> None:
+def _check_cookie_size(all_ns: dict[str, t.Any]) -> None:
     """Refuse a session that Flask's cookie session could not deliver: a
     browser drops a cookie over its limit without a word, which would lose
     every conversation of the user.
+
+    :param all_ns: what the session would hold under :data:`SESSION_KEY`.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     interface = app.session_interface
     if not isinstance(interface, SecureCookieSessionInterface):
         return
     limit = app.config["MAX_COOKIE_SIZE"]
-    if not limit:
-        return
-    serializer = interface.get_signing_serializer(app)
-    if serializer is None:
+    if not limit or not app.secret_key:
         return
 
     def cookie_size(value: str) -> int:
@@ -162,10 +163,13 @@ def _check_cookie_size(candidate: dict[str, t.Any]) -> None:
             )
         )
 
-    bound = _value_bound(serializer, candidate)
+    bound = _value_bound(app, interface, session, all_ns)
     if bound is not None and cookie_size("a" * bound) <= limit:
         return
-    size = cookie_size(serializer.dumps(candidate))
+    serializer = interface.get_signing_serializer(app)
+    if serializer is None:
+        return
+    size = cookie_size(serializer.dumps({**session, SESSION_KEY: all_ns}))
     if size > limit:
         raise ConversationError(
             f"The conversations no longer fit in the session cookie ({size} bytes,"
@@ -175,21 +179,83 @@ def _check_cookie_size(candidate: dict[str, t.Any]) -> None:
         )
 
 
-def _value_bound(serializer: t.Any, candidate: dict[str, t.Any]) -> int | None:
-    """An upper bound of ``len(serializer.dumps(candidate))`` for Flask's
-    own serializer class, or ``None`` for any other.
+#: Per application: the signing settings and the length of an empty
+#: signed value with them, which does not depend on the payload.
+_signature_lengths: weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _value_bound(
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    current: t.Mapping[str, t.Any],
+    all_ns: dict[str, t.Any],
+) -> int | None:
+    """An upper bound of the length of the cookie value Flask's own cookie
+    session writes for ``current`` holding ``all_ns`` under
+    :data:`SESSION_KEY`, or ``None`` where the session is serialized
+    differently.
 
     Signing compresses the JSON only when that makes it shorter, then
     writes it in unpadded base64 (with a ``.`` in front when compressed)
     followed by the separators, the timestamp and the signature, whose
-    lengths do not depend on the payload. Measuring the JSON and one empty
-    signature skips the compression and signing of the whole session on
-    every commit that is clearly under the limit.
+    lengths do not depend on the payload. Measuring the JSON (see
+    :func:`_json_bound`) and one empty signature skips the compression and
+    signing of the whole session on every commit that is clearly under the
+    limit.
     """
-    if type(serializer) is not URLSafeTimedSerializer:
+    length = _json_bound(app, interface, current, all_ns)
+    if length is None:
         return None
-    payload = Serializer.dump_payload(serializer, candidate)
-    encoded = 1 + (4 * len(payload) + 2) // 3
-    signature = len(serializer.make_signer(serializer.salt).sign(b""))
+    encoded = 1 + (4 * length + 2) // 3
+    settings = (
+        app.secret_key,
+        tuple(app.config["SECRET_KEY_FALLBACKS"] or ()),
+        interface.salt,
+        interface.key_derivation,
+        interface.digest_method,
+    )
+    cached = _signature_lengths.get(app)
+    if cached is None or cached[0] != settings:
+        serializer = interface.get_signing_serializer(app)
+        assert serializer is not None
+        signature = len(serializer.make_signer(serializer.salt).sign(b""))
+        _signature_lengths[app] = cached = (settings, signature)
     # Room for a timestamp that grows by a byte before the real signing.
-    return encoded + signature + 2
+    return encoded + cached[1] + 2
+
+
+def _json_bound(
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    current: t.Mapping[str, t.Any],
+    all_ns: dict[str, t.Any],
+) -> int | None:
+    """An upper bound of the bytes of the session's JSON, or ``None`` where
+    Flask's cookie session serializes it differently.
+
+    The conversations are measured without Flask's tagging walk: they hold
+    only strings, numbers, booleans and dicts, which tagging leaves as they
+    are, except that it wraps a one-key dict whose key looks like a tag (10
+    more bytes); only the mapping of namespaces and each namespace's
+    mapping could be one, since records have more keys.
+    """
+    if (
+        type(interface).get_signing_serializer
+        is not SecureCookieSessionInterface.get_signing_serializer
+        or type(interface.serializer) is not TaggedJSONSerializer
+        or not _default_tags_only(interface.serializer)
+    ):
+        return None
+    json = app.json
+    rest = {k: v for k, v in current.items() if k != SESSION_KEY}
+    key = json.dumps(SESSION_KEY, separators=(",", ":"))
+    value = json.dumps(all_ns, separators=(",", ":"))
+    return (
+        len(interface.serializer.dumps(rest).encode())
+        + len(key.encode())
+        + len(value.encode())
+        + 2
+        + 10 * (1 + len(all_ns))
+    )
