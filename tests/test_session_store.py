@@ -150,3 +150,74 @@ def test_cookie_guard_bound_is_never_below_the_real_value() -> None:
         assert json_bound is not None and real_json <= json_bound
         compared += 1
     assert compared == 300
+
+
+def test_session_store_shortcut_commits_like_plan_commit() -> None:
+    """A commit that only saves, where nothing has expired and everything
+    fits, skips the commit rules: the same result as applying them.
+    """
+    import random
+
+    from flask import session
+
+    from flask_conversation.stores.base import CommitBatch
+    from flask_conversation.stores.base import ConversationRecord
+    from flask_conversation.stores.session import SESSION_KEY
+
+    class Clock:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    class Reference(SessionStore):
+        @staticmethod
+        def _only_saves(stored: dict[str, t.Any], batch: CommitBatch, now: float) -> bool:
+            return False
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test")
+    rng = random.Random(4)
+    ids = [f"c{i}" for i in range(12)]
+    shortcuts = 0
+    for _ in range(60):
+        clock = Clock()
+        stores = {"fast": SessionStore(clock=clock), "ref": Reference(clock=clock)}
+        with app.test_request_context():
+            for _ in range(40):
+                clock.now += rng.choice([0, 1, 5, 30])
+                saves = []
+                for cid in rng.sample(ids, rng.randint(0, 3)):
+                    parent = rng.choice([None, None, rng.choice(ids)])
+                    parent = None if parent == cid else parent
+                    saves.append(
+                        dict(
+                            id=cid,
+                            parent_id=parent,
+                            root_id=parent or cid,
+                            depth=1 if parent else 0,
+                            data="{}",
+                            description=None,
+                            timeout=rng.choice([10, 60]),
+                            created_at=clock.now,
+                            last_access=clock.now,
+                            ended=rng.random() < 0.1,
+                        )
+                    )
+                deletes = {cid: "ended" for cid in rng.sample(ids, rng.choice([0, 0, 0, 1]))}
+                limit = rng.choice([3, 6, 32])
+                results = {}
+                for ns, store in stores.items():
+                    batch = CommitBatch(
+                        saves=[ConversationRecord(namespace=ns, **r) for r in saves],
+                        deletes=dict(deletes),
+                        max_count=limit,
+                    )
+                    if ns == "fast":
+                        stored = dict(session.get(SESSION_KEY, {}).get(ns, {}))
+                        shortcuts += store._only_saves(stored, batch, clock.now)
+                    results[ns] = sorted(store.commit(ns, batch))
+                assert results["fast"] == results["ref"]
+                kept = session.get(SESSION_KEY, {})
+                assert kept.get("fast") == kept.get("ref")
+    assert shortcuts > 100

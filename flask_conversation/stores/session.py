@@ -15,6 +15,7 @@ from werkzeug.http import dump_cookie
 from ..errors import BusyConversation
 from ..errors import ConversationError
 from ..serialization import _default_tags_only
+from ..serialization import _is_plain
 from .base import Acquired
 from .base import CommitBatch
 from .base import ConversationRecord
@@ -108,7 +109,16 @@ class SessionStore(ConversationStore):
             if not (batch.saves or batch.deletes):
                 return []
             stored = self._stored(namespace)
-            plan = plan_commit(self.list_namespace(namespace), batch, self.clock())
+            now = self.clock()
+            if self._only_saves(stored, batch, now):
+                # What plan_commit would decide, without rebuilding every
+                # record of the namespace to find it out.
+                new = dict(stored)
+                for record in batch.saves:
+                    new[record.id] = record.to_dict()
+                self._write(namespace, new, check_size=True)
+                return []
+            plan = plan_commit(self.list_namespace(namespace), batch, now)
             new = {cid: d for cid, d in stored.items() if cid not in plan.delete}
             for record in plan.save:
                 new[record.id] = record.to_dict()
@@ -117,6 +127,19 @@ class SessionStore(ConversationStore):
         finally:
             for root_id, token in batch.unlock.items():
                 self.unlock(namespace, root_id, token)
+
+    @staticmethod
+    def _only_saves(stored: dict[str, t.Any], batch: CommitBatch, now: float) -> bool:
+        """Whether the batch only saves, nothing stored has expired and the
+        namespace still fits ``max_count``: then the commit rules keep every
+        record and save the whole batch.
+        """
+        if batch.deletes or not batch.saves:
+            return False
+        new = sum(1 for r in batch.saves if r.id not in stored)
+        if len(stored) + new > batch.max_count:
+            return False
+        return all(d["a"] + d["t"] > now for d in stored.values())
 
     def _write(self, namespace: str, records: dict[str, t.Any], check_size: bool = False) -> None:
         all_ns = dict(session.get(SESSION_KEY) or {})
@@ -248,14 +271,19 @@ def _json_bound(
         or not _default_tags_only(interface.serializer)
     ):
         return None
-    json = app.json
+    slack = 10 * (1 + len(all_ns))
     rest = {k: v for k, v in current.items() if k != SESSION_KEY}
-    key = json.dumps(SESSION_KEY, separators=(",", ":"))
-    value = json.dumps(all_ns, separators=(",", ":"))
+    if _is_plain(rest, interface.serializer.tags):
+        # Tagging would leave the rest as it is too: one encoding of all.
+        whole = app.json.dumps({**rest, SESSION_KEY: all_ns}, separators=(",", ":"))
+        return len(whole.encode()) + slack
+    # The key is plain ASCII: its JSON is the key in quotes.
+    value = app.json.dumps(all_ns, separators=(",", ":"))
     return (
         len(interface.serializer.dumps(rest).encode())
-        + len(key.encode())
+        + len(SESSION_KEY)
+        + 2
         + len(value.encode())
         + 2
-        + 10 * (1 + len(all_ns))
+        + slack
     )
