@@ -221,3 +221,52 @@ def test_session_store_shortcut_commits_like_plan_commit() -> None:
                 kept = session.get(SESSION_KEY, {})
                 assert kept.get("fast") == kept.get("ref")
     assert shortcuts > 100
+
+
+def test_cookie_guard_overhead_follows_the_cookie_settings() -> None:
+    """The guard's cookie length outside the value, kept per settings, is
+    what Flask's Set-Cookie header has around the value, as the settings
+    change.
+    """
+    from datetime import timedelta
+
+    from flask import session
+
+    from flask_conversation.stores.session import _cookie_overhead
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test")
+
+    @app.get("/")
+    def index() -> str:
+        session["x"] = "v" * 40
+        session.permanent = app.config["TEST_PERMANENT"]
+        return str(_cookie_overhead(app, app.session_interface))
+
+    variants: list[dict[str, t.Any]] = [
+        {"TEST_PERMANENT": False},
+        {"TEST_PERMANENT": True},
+        {"TEST_PERMANENT": True, "PERMANENT_SESSION_LIFETIME": timedelta(days=400)},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_NAME": "a-much-longer-cookie-name"},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_DOMAIN": "example.org"},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_PATH": "/app/"},
+        {"TEST_PERMANENT": False, "APPLICATION_ROOT": "/root/"},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_SECURE": True},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_HTTPONLY": False},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_SAMESITE": "Strict"},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_PARTITIONED": True},
+        {"TEST_PERMANENT": False},
+    ]
+    defaults = {k: app.config.get(k) for v in variants for k in v}
+    overheads = set()
+    # Each variant right after the defaults: a setting the cache missed
+    # would give the defaults' length.
+    for variant in [v for changed in variants for v in ({"TEST_PERMANENT": False}, changed)]:
+        app.config.update(defaults)
+        app.config.update(variant)
+        rv = app.test_client().get("/")
+        header = rv.headers["Set-Cookie"]
+        value = header.partition("=")[2].partition(";")[0]
+        assert int(rv.text) == len(header) - len(value), variant
+        overheads.add(int(rv.text))
+    assert len(overheads) > 5

@@ -170,29 +170,13 @@ def _check_cookie_size(all_ns: dict[str, t.Any]) -> None:
     if not limit or not app.secret_key:
         return
 
-    def cookie_size(value: str) -> int:
-        return len(
-            dump_cookie(
-                interface.get_cookie_name(app),
-                value,
-                expires=interface.get_expiration_time(app, session),
-                path=interface.get_cookie_path(app),
-                domain=interface.get_cookie_domain(app),
-                secure=interface.get_cookie_secure(app),
-                httponly=interface.get_cookie_httponly(app),
-                samesite=interface.get_cookie_samesite(app),
-                partitioned=interface.get_cookie_partitioned(app),
-                max_size=0,
-            )
-        )
-
     bound = _value_bound(app, interface, session, all_ns)
-    if bound is not None and cookie_size("a" * bound) <= limit:
+    if bound is not None and bound + _cookie_overhead(app, interface) <= limit:
         return
     serializer = interface.get_signing_serializer(app)
     if serializer is None:
         return
-    size = cookie_size(serializer.dumps({**session, SESSION_KEY: all_ns}))
+    size = _cookie_size(app, interface, serializer.dumps({**session, SESSION_KEY: all_ns}))
     if size > limit:
         raise ConversationError(
             f"The conversations no longer fit in the session cookie ({size} bytes,"
@@ -200,6 +184,62 @@ def _check_cookie_size(all_ns: dict[str, t.Any]) -> None:
             ' conversations on the server: set CONVERSATION_STORE = "redis" (or'
             ' "memory" for a single process), or use a server-side session.'
         )
+
+
+#: Per application: the cookie settings and the length of a cookie with
+#: an empty value.
+_cookie_overheads: weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]] = weakref.WeakKeyDictionary()
+
+#: The config keys Flask's own cookie session reads to write the cookie.
+_COOKIE_CONFIG = (
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "APPLICATION_ROOT",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_COOKIE_PARTITIONED",
+)
+
+
+def _cookie_size(app: Flask, interface: SecureCookieSessionInterface, value: str) -> int:
+    """The length of the ``Set-Cookie`` header value Flask writes for the
+    session cookie holding ``value``.
+    """
+    return len(
+        dump_cookie(
+            interface.get_cookie_name(app),
+            value,
+            expires=interface.get_expiration_time(app, session),
+            path=interface.get_cookie_path(app),
+            domain=interface.get_cookie_domain(app),
+            secure=interface.get_cookie_secure(app),
+            httponly=interface.get_cookie_httponly(app),
+            samesite=interface.get_cookie_samesite(app),
+            partitioned=interface.get_cookie_partitioned(app),
+            max_size=0,
+        )
+    )
+
+
+def _cookie_overhead(app: Flask, interface: SecureCookieSessionInterface) -> int:
+    """The length of the cookie Flask writes, less that of its value, for
+    a value that needs no quoting (as the bound's ``"a" * n`` would).
+
+    Flask's own interface builds it from the config and whether the
+    session is permanent (an expiry date always has the same length), so
+    it is measured once per such settings; a subclass may build it
+    otherwise and is measured every time.
+    """
+    if type(interface) is not SecureCookieSessionInterface:
+        return _cookie_size(app, interface, "")
+    config = app.config
+    settings = (tuple(config.get(k) for k in _COOKIE_CONFIG), bool(session.permanent))
+    cached = _cookie_overheads.get(app)
+    if cached is None or cached[0] != settings:
+        _cookie_overheads[app] = cached = (settings, _cookie_size(app, interface, ""))
+    return cached[1]
 
 
 #: Per application: the signing settings and the length of an empty
