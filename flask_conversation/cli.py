@@ -35,10 +35,8 @@ conversation_cli = AppGroup("conversation", help="Inspect and maintain stored co
 def _store() -> ConversationStore:
     try:
         return ConversationScope.get_store()
-    except KeyError:
-        raise click.ClickException(
-            "ConversationScope is not initialized on this application."
-        ) from None
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _cannot_list(store: ConversationStore) -> click.ClickException:

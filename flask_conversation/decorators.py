@@ -10,9 +10,11 @@ import typing as t
 
 from flask import redirect
 from flask import url_for
+from werkzeug.exceptions import NotFound
 
 from .conversation import Timeout
 from .errors import NoConversation
+from .lifecycle import CID_RE
 from .lifecycle import current_conversation
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
@@ -74,17 +76,25 @@ def begin_conversation(
     :param join: see :meth:`~flask_conversation.Conversation.begin`.
     :param nested: see :meth:`~flask_conversation.Conversation.begin`.
     :param id: a natural id, or a callable receiving the view's keyword
-        arguments and returning one.
+        arguments and returning one; a returned id that is malformed (a
+        hostile URL segment) answers 404.
     :param description: text shown in listings, or a callable receiving
         the view's keyword arguments and returning it.
     :param timeout: see :meth:`~flask_conversation.Conversation.begin`.
     """
 
+    if isinstance(id, str) and CID_RE.fullmatch(id) is None:
+        raise ValueError(f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
+
     def before(kwargs: dict[str, t.Any]) -> None:
+        cid = id(**kwargs) if callable(id) else id
+        if cid is not None and CID_RE.fullmatch(cid) is None:
+            # Built from the URL: no conversation can have that id.
+            raise NotFound(f"No conversation can have the id {cid!r}.")
         current_conversation().begin(
             join=join,
             nested=nested,
-            id=id(**kwargs) if callable(id) else id,
+            id=cid,
             description=description(**kwargs) if callable(description) else description,
             timeout=timeout,
         )

@@ -4,8 +4,8 @@ helpers.
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
+import weakref
 from datetime import timedelta
 
 from flask import current_app
@@ -47,14 +47,6 @@ DEFAULTS: dict[str, t.Any] = {
     ),
     "CONVERSATION_MISSING_FLASH_CATEGORY": "warning",
 }
-
-
-@dataclasses.dataclass
-class _AppState:
-    """What one application keeps in ``app.extensions["conversation"]``."""
-
-    scope: ConversationScope
-    store: ConversationStore
 
 
 def store_from_config(config: t.Mapping[str, t.Any]) -> ConversationStore:
@@ -112,6 +104,11 @@ class ConversationScope:
     def __init__(self, app: Flask | None = None, store: ConversationStore | None = None) -> None:
         self._store = store
         self._namespace_loader: t.Callable[[], str | None] | None = None
+        # Weak keys, as Flask-SQLAlchemy keeps its engines: the extension
+        # never keeps an application alive.
+        self._stores: weakref.WeakKeyDictionary[Flask, ConversationStore] = (
+            weakref.WeakKeyDictionary()
+        )
         if app is not None:
             self.init_app(app, store)
 
@@ -127,7 +124,8 @@ class ConversationScope:
             app.config.setdefault(key, value)
         if store is None:
             store = self._store if self._store is not None else store_from_config(app.config)
-        app.extensions["conversation"] = _AppState(self, store)
+        self._stores[app] = store
+        app.extensions["conversation"] = self
 
         app.url_defaults(auto_propagate)
         app.after_request(commit_conversation)
@@ -156,10 +154,17 @@ class ConversationScope:
         """The store of ``app`` (by default the current application).
 
         :param app: the application.
+        :raise RuntimeError: the extension is not initialized on ``app``.
         """
-        app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-        state: _AppState = app.extensions["conversation"]
-        return state.store
+        if app is None:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        scope = app.extensions.get("conversation")
+        if scope is None:
+            raise RuntimeError(
+                "ConversationScope is not initialized on this application:"
+                " call ConversationScope(app) or scope.init_app(app)."
+            )
+        return t.cast(ConversationStore, scope._stores[app])
 
     def conversations(self) -> list[ConversationInfo]:
         """The long-running conversations of the current namespace, most

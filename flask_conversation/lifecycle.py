@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response
 
 from .conversation import Conversation
 from .conversation import to_seconds
+from .errors import BusyConversation
 from .errors import ContextNotActive
 from .errors import ConversationError
 from .errors import ConversationIdInUse
@@ -181,6 +182,8 @@ class RequestState:
         self.ended: list[_Ended] = []
         #: the cid the request named that was not live, until first reported
         self.missing: str | None = None
+        #: the store's error while resolving, until first reported
+        self.error: BusyConversation | ConversationStoreError | None = None
         #: set by ``got_request_exception``: commit nothing
         self.failed = False
         #: the namespace's listing the store returned with a lock, if any
@@ -235,7 +238,13 @@ class RequestState:
         if namespace is None:
             self.missing = cid
             return self._temporary()
-        acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+        try:
+            acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+        except (BusyConversation, ConversationStoreError) as e:
+            # Reported on first use, like an unknown cid: error handlers then
+            # see a temporary conversation instead of failing again.
+            self.error = e
+            return self._temporary()
         if acquired is None:
             self.missing = cid
             return self._temporary()
@@ -566,15 +575,11 @@ def get_state() -> RequestState:
     namespace = _g()
     state: RequestState | None = namespace.get(_STATE)
     if state is None:
+        from .extension import ConversationScope
+
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        try:
-            ext = app.extensions["conversation"]
-        except KeyError:
-            raise RuntimeError(
-                "ConversationScope is not initialized on this application:"
-                " call ConversationScope(app) or scope.init_app(app)."
-            ) from None
-        state = RequestState(app, ext.scope, ext.store)
+        store = ConversationScope.get_store(app)
+        state = RequestState(app, app.extensions["conversation"], store)
         setattr(namespace, _STATE, state)
     return state
 
@@ -592,8 +597,13 @@ def current_conversation() -> Conversation:
 
     :raise ContextNotActive: outside of a request.
     :raise NonexistentConversation: the request named an unknown cid.
+    :raise BusyConversation: its stack stayed locked.
+    :raise ConversationStoreError: the store failed.
     """
     state = get_state()
+    if state.error is not None:
+        error, state.error = state.error, None
+        raise error
     if state.missing is not None:
         state.report_missing()
     return state.current

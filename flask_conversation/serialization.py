@@ -76,6 +76,24 @@ class ConversationSerializer(TaggedJSONSerializer):
         return self._untag_scan(data)
 
 
+#: What serializing an unstorable value raises: a type JSON does not carry,
+#: NaN, a lone surrogate (no store can encode it), a value nested too deeply
+#: or containing itself.
+_UNSTORABLE = (TypeError, ValueError, OverflowError, RecursionError)
+
+
+def _dumps(serializer: Serializer, value: t.Any) -> str:
+    text = serializer.dumps(value)
+    text.encode()  # raises UnicodeEncodeError on a lone surrogate
+    return text
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "it is nested too deeply or contains itself"
+    return str(error)
+
+
 #: The tags that never claim a value of an exact JSON type other than a
 #: one-key dict with a tag's key; with another tag registered, every value
 #: is tagged.
@@ -129,18 +147,20 @@ def dump_data(
     :raise ConversationError: naming the key that cannot be stored.
     """
     try:
-        text = serializer.dumps(data)
-    except (TypeError, ValueError, OverflowError) as e:
+        text = _dumps(serializer, data)
+    except _UNSTORABLE as e:
         for key, value in data.items():
             try:
-                serializer.dumps({key: value})
-            except (TypeError, ValueError, OverflowError) as key_error:
+                _dumps(serializer, {key: value})
+            except _UNSTORABLE as key_error:
                 raise ConversationError(
                     f"The value of {key!r} in conversation {cid!r} cannot be"
-                    f" stored: {key_error}. Store JSON data (str, int, float,"
-                    " bool, None, list, dict with str keys)."
+                    f" stored: {_reason(key_error)}. Store JSON data (str, int,"
+                    " float, bool, None, list, dict with str keys)."
                 ) from key_error
-        raise ConversationError(f"The data of conversation {cid!r} cannot be stored: {e}") from e
+        raise ConversationError(
+            f"The data of conversation {cid!r} cannot be stored: {_reason(e)}"
+        ) from e
 
     size = len(text.encode())
     if size > max_size:

@@ -140,3 +140,19 @@ def test_begin_decorator_unknown_cid_is_404_before_view(
 
     assert api.post("/flow?cid=unknown").status_code == 404
     assert calls == []
+
+
+def test_static_natural_id_is_checked_at_decoration() -> None:
+    with pytest.raises(ValueError, match="Invalid conversation id"):
+        begin_conversation(id="not valid")
+
+
+def test_natural_id_from_a_hostile_url_segment_is_404(app: Flask) -> None:
+    @app.post("/book/<hotel>")
+    @begin_conversation(id=lambda hotel: f"booking-{hotel}")
+    def book(hotel: str) -> str:
+        return "booked"
+
+    client = app.test_client()
+    assert client.post("/book/7").status_code == 200
+    assert client.post("/book/a%20b").status_code == 404

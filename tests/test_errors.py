@@ -192,3 +192,10 @@ def test_several_apps_one_extension() -> None:
     for a, store in zip(apps, stores, strict=True):
         a.test_client().post("/begin")
         assert len(store) == 1  # type: ignore[arg-type]
+
+
+def test_extension_registers_itself() -> None:
+    app = Flask(__name__)
+    scope = ConversationScope(app)
+    assert app.extensions["conversation"] is scope
+    assert "app" not in vars(scope)

@@ -140,7 +140,7 @@ def test_conversations_listing(app: Flask, api: ConversationClient, clock: FakeC
 
     @app.get("/list")
     def list_view() -> list[dict[str, object]]:
-        scope: ConversationScope = app.extensions["conversation"].scope
+        scope: ConversationScope = app.extensions["conversation"]
         return [
             {
                 "id": c.id,

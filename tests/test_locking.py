@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_conversation import conversation
+from flask_conversation import ConversationScope
 from flask_conversation.testing import ConversationClient
 
 
@@ -92,7 +93,7 @@ def test_lock_released_after_busy_and_404(
 
 def held_locks(app: Flask) -> int:
     """How many stack locks the application's store holds."""
-    store = app.extensions["conversation"].store
+    store = ConversationScope.get_store(app)
     if hasattr(store, "_locks"):
         return len(store._locks)
     from redis.cluster import RedisCluster

@@ -97,7 +97,7 @@ def test_expired_reported_when_noticed(
 def test_end_all(app: Flask, events: list[tuple[str, t.Any]], api: ConversationClient) -> None:
     @app.post("/logout")
     def logout() -> str:
-        scope: ConversationScope = app.extensions["conversation"].scope
+        scope: ConversationScope = app.extensions["conversation"]
         scope.end_all()
         return "bye"
 

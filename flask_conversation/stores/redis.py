@@ -113,7 +113,8 @@ return out
 #            then counted lists: n, keep roots...; n, (cid, meta, value,
 #            ttl_ms, expires_at)...; n, (cid, reason or "")...;
 #            n, (root, token)...
-#   returns  {-1, root} a lock is held by another owner (nothing written),
+#   returns  {-1, root} this request no longer holds a lock (its lease ran
+#            out, whether or not another request took it): nothing written,
 #            {1, cid, reason, cid, reason, ...}
 _COMMIT = """
 local base, now = ARGV[1], tonumber(ARGV[2])
@@ -145,7 +146,7 @@ end
 
 for _, u in ipairs(batch.u) do
   local holder = redis.call('GET', base .. 'l:' .. u[1])
-  if holder and holder ~= u[2] then
+  if holder ~= u[2] then
     unlock_all()
     return {-1, u[1]}
   end
@@ -419,8 +420,8 @@ class RedisStore(ConversationStore):
     -   **A lock per stack** (keyed by the root's id) that works across
         processes: ``SET NX PX`` with a random owner token and a lease of
         ``lock_lease`` seconds, so a crashed worker's lock expires; released
-        only by its owner. A commit whose lock was taken over by another
-        request after the lease ran out writes nothing and fails with
+        only by its owner. A commit whose lease ran out (whether or not
+        another request took the lock since) writes nothing and fails with
         :exc:`~flask_conversation.ConversationStoreError`.
     -   **Two round trips** for a request that uses a conversation: one
         script call locks the stack and loads its chain
@@ -760,8 +761,8 @@ class RedisStore(ConversationStore):
 
         :param namespace: the namespace the changes belong to.
         :param batch: the changes.
-        :raise ConversationStoreError: Redis failed, or a lock of the batch
-            is held by another request (its lease had run out); nothing
+        :raise ConversationStoreError: Redis failed, or the request no
+            longer holds a lock of the batch (its lease ran out); nothing
             was written.
         """
         if not (batch.saves or batch.deletes):
@@ -795,8 +796,8 @@ class RedisStore(ConversationStore):
         rv = self._call(self._commit, keys=[self.index_key(namespace)], args=args)
         if int(rv[0]) != 1:
             raise ConversationStoreError(
-                f"The lock of stack {_text(rv[1])!r} was taken by another request"
-                " after its lease ran out; nothing was written."
+                f"The lock of stack {_text(rv[1])!r} expired before the request"
+                " committed (its lease ran out); nothing was written."
             )
         return [(_text(rv[i]), _text(rv[i + 1])) for i in range(1, len(rv), 2)]
 

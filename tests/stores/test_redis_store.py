@@ -526,7 +526,7 @@ def test_chosen_by_config(
         conversation["n"] = 1
         return str(conversation.id)
 
-    store = app.extensions["conversation"].store
+    store = ConversationScope.get_store(app)
     try:
         assert isinstance(store, RedisStore)
         cid = app.test_client().post("/begin").text

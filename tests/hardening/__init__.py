@@ -1,0 +1,1 @@
+"""Hardening tests: hostile input, store faults, load and soak."""
