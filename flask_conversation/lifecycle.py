@@ -16,6 +16,7 @@ import logging
 import re
 import secrets
 import typing as t
+import weakref
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -87,6 +88,37 @@ class Settings:
     missing_flash_category: str
 
     @classmethod
+    def for_app(cls, app: Flask) -> Settings:
+        """The settings of ``app``'s current config: built again only when
+        a value changed since the last request, since converting and
+        checking them costs more than comparing them.
+
+        :param app: the application.
+        """
+        config = app.config
+        key = (
+            config["CONVERSATION_PARAM"],
+            config["CONVERSATION_HEADER"],
+            config["CONVERSATION_TIMEOUT"],
+            config["CONVERSATION_MAX_COUNT"],
+            config["CONVERSATION_MAX_DEPTH"],
+            config["CONVERSATION_MAX_SIZE"],
+            config["CONVERSATION_LOCK_TIMEOUT"],
+            config["CONVERSATION_INITIAL_STATE"],
+            # A copy: the list may be changed in place.
+            tuple(config["CONVERSATION_EXCLUDE"] or ()),
+            config["CONVERSATION_MISSING_REDIRECT"],
+            config["CONVERSATION_MISSING_FLASH_MESSAGE"],
+            config["CONVERSATION_MISSING_FLASH_CATEGORY"],
+        )
+        cached = _settings.get(app)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        settings = cls.from_config(config)
+        _settings[app] = (key, settings)
+        return settings
+
+    @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
         """Read the settings from an application's config.
 
@@ -108,6 +140,12 @@ class Settings:
             missing_flash_message=config["CONVERSATION_MISSING_FLASH_MESSAGE"],
             missing_flash_category=config["CONVERSATION_MISSING_FLASH_CATEGORY"],
         )
+
+
+#: Per application: the config values the last settings were read from.
+_settings: weakref.WeakKeyDictionary[Flask, tuple[tuple[t.Any, ...], Settings]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclasses.dataclass
@@ -133,7 +171,7 @@ class RequestState:
         self.app = app
         self.scope = scope
         self.store = store
-        self.settings = Settings.from_config(app.config)
+        self.settings = Settings.for_app(app)
         self._namespace: str | None = None
         #: long-running conversations this request works in, by id
         self.active: dict[str, Conversation] = {}
@@ -148,6 +186,8 @@ class RequestState:
         self.error: BusyConversation | ConversationStoreError | None = None
         #: set by ``got_request_exception``: commit nothing
         self.failed = False
+        #: the namespace's listing the store returned with a lock, if any
+        self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
         self.current = self._resolve()
 
     # -- resolving -------------------------------------------------------------
@@ -209,6 +249,7 @@ class RequestState:
             self.missing = cid
             return self._temporary()
         self.locks[acquired.root_id] = acquired.token
+        self._listing = acquired.listing
         record = acquired.chain[-1]
         if record.ended:
             # The one request an ended conversation survives after a redirect.
@@ -400,11 +441,16 @@ class RequestState:
         if namespace is None:
             return []
         now = self.store.clock()
-        infos = {
-            r.id: ConversationInfo.from_record(r)
-            for r in self.store.list_namespace(namespace)
-            if not r.ended and r.expires_at > now and r.id not in self.deletes
-        }
+        # The listing that came with the lock saves a round trip.
+        listed = self._listing(now) if self._listing is not None else None
+        if listed is not None:
+            infos = {i.id: i for i in listed if i.id not in self.deletes}
+        else:
+            infos = {
+                r.id: ConversationInfo.from_record(r)
+                for r in self.store.list_namespace(namespace)
+                if not r.ended and r.expires_at > now and r.id not in self.deletes
+            }
         for cid, conv in self.active.items():
             infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
         # A child renews its ancestors: at equal times the deepest was used.

@@ -68,7 +68,12 @@ class ConversationSerializer(TaggedJSONSerializer):
 
         :param value: the JSON text.
         """
-        return self._untag_scan(json.loads(value))
+        data = json.loads(value)
+        if _default_tags_only(self) and '" ' not in value and '"\\u0020' not in value:
+            # Every default tag's key starts with a space, and no string of
+            # the text does: there is nothing to untag, so skip the walk.
+            return data
+        return self._untag_scan(data)
 
 
 #: What serializing an unstorable value raises: a type JSON does not carry,

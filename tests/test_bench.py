@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,161 @@ def test_memory_store_shortcut_commits_like_plan_commit() -> None:
             assert kept[0] == kept[1]
 
 
+def test_redis_store_shortcut_commits_like_plan_commit(redis_client: t.Any) -> None:
+    """The commit script saves a batch directly when nothing can have
+    expired and the namespace fits: the same result as its full rules,
+    which the reference always runs (its index never knows its earliest
+    expiry).
+    """
+    import random
+
+    from flask_conversation.stores.base import CommitBatch
+    from flask_conversation.stores.base import ConversationRecord
+    from flask_conversation.stores.redis import RedisStore
+
+    class Reference(RedisStore):
+        def commit(self, namespace: str, batch: CommitBatch) -> list[tuple[str, str]]:
+            self.client.hdel(self.index_key(namespace), "~e")
+            return super().commit(namespace, batch)
+
+    class Clock:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    rng = random.Random(2)
+    ids = [f"c{i}" for i in range(12)]
+    for run in range(40):
+        clock = Clock()
+        fast = RedisStore(redis_client, prefix=f"eq{run}:", clock=clock)
+        reference = Reference(redis_client, prefix=f"ref{run}:", clock=clock)
+        for step in range(40):
+            clock.now += rng.choice([0, 0.25, 1, 5, 30])
+            saves = []
+            for cid in rng.sample(ids, rng.randint(0, 3)):
+                parent = rng.choice([None, None, rng.choice(ids)])
+                parent = None if parent == cid else parent
+                saves.append(
+                    ConversationRecord(
+                        id=cid,
+                        namespace="n",
+                        parent_id=parent,
+                        root_id=parent or cid,
+                        depth=1 if parent else 0,
+                        data="{}",
+                        description=None,
+                        timeout=rng.choice([10, 60, 0.5]),
+                        created_at=clock.now,
+                        last_access=clock.now,
+                        ended=rng.random() < 0.1,
+                    )
+                )
+            deletes = {cid: "ended" for cid in rng.sample(ids, rng.choice([0, 0, 0, 1]))}
+            limit = rng.choice([3, 6, 32])
+            if saves and rng.random() < 0.1:
+                # The primitives keep the earliest expiry too.
+                for store in (fast, reference):
+                    store.save(saves[0])
+                continue
+            results = [
+                store.commit(
+                    "n", CommitBatch(saves=list(saves), deletes=dict(deletes), max_count=limit)
+                )
+                for store in (fast, reference)
+            ]
+            assert sorted(results[0]) == sorted(results[1]), (run, step)
+            kept = [
+                sorted(
+                    (r.id, r.last_access, r.ended)
+                    for r in store.list_namespace("n")
+                    if r.expires_at > clock.now
+                )
+                for store in (fast, reference)
+            ]
+            assert kept[0] == kept[1], (run, step)
+
+
+def test_redis_listing_with_the_lock_lists_like_list_namespace(redis_client: t.Any) -> None:
+    """A request that holds a stack lists its namespace from the index the
+    lock came with, in the same round trip: the same summaries as from
+    ``list_namespace``, which a store without that listing uses.
+    """
+    import random
+
+    from conftest import FakeClock
+    from flask import Flask
+    from flask import request
+
+    from flask_conversation import conversation
+    from flask_conversation import ConversationScope
+    from flask_conversation.extension import conversations
+    from flask_conversation.stores.redis import RedisStore
+    from flask_conversation.testing import ConversationClient
+
+    class Unlisted(RedisStore):
+        listing_limit = -1
+
+    clock = FakeClock()
+    listed = {}
+    stores = [
+        RedisStore(redis_client, clock=clock, prefix="listed:"),
+        Unlisted(redis_client, clock=clock, prefix="unlisted:"),
+    ]
+    for store in stores:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY="test", CONVERSATION_MAX_COUNT=6)
+        ConversationScope(app, store=store)
+
+        @app.post("/begin")
+        def begin() -> dict[str, t.Any]:
+            conversation.begin(
+                id=request.args["id"],
+                nested=bool(request.args.get("nested")),
+                description=request.args.get("d"),
+                timeout=float(request.args.get("timeout", 60)),
+            )
+            conversation["v"] = "x" * int(request.args.get("size", 1))
+            return {"id": conversation.id}
+
+        @app.post("/end")
+        def end() -> str:
+            conversation.end(before_redirect=False)
+            return ""
+
+        @app.get("/list")
+        def listing() -> list[t.Any]:
+            return [repr(i) for i in conversations()]
+
+        rng = random.Random(3)
+        clock.now = 1_700_000_000.0
+        api = ConversationClient(app)
+        tabs = [api.new_tab() for _ in range(4)]
+        seen = []
+        for step in range(60):
+            tab = rng.choice(tabs)
+            clock.advance(rng.choice([0, 1, 20, 45]))
+            action = rng.random()
+            if action < 0.35 or tab.cid is None:
+                nested = "1" if tab.cid and rng.random() < 0.5 else ""
+                tab.post(
+                    f"/begin?id=c{step}&nested={nested}&d=t{rng.randint(0, 9)}"
+                    f"&timeout={rng.choice([30, 60])}&size={rng.randint(1, 40)}"
+                )
+            elif action < 0.45:
+                tab.post("/end")
+            else:
+                rv = tab.get("/list")
+                if rv.status_code == 200:
+                    seen.append(rv.json)
+                else:
+                    seen.append(rv.status_code)
+                    tab.cid = None
+        listed[type(store).__name__] = seen
+    assert listed["RedisStore"] == listed["Unlisted"]
+    assert any(isinstance(page, list) and len(page) > 2 for page in listed["RedisStore"])
+
+
 def test_plain_data_shortcut_serializes_like_tagging() -> None:
     import datetime
     import json
@@ -187,3 +343,37 @@ def test_plain_data_shortcut_serializes_like_tagging() -> None:
                 serializer.dumps(value)
         else:
             assert serializer.dumps(value) == expected
+
+
+def test_plain_text_shortcut_loads_like_untagging() -> None:
+    """Text in which no string starts with a space holds no tag: loading it
+    skips the untagging walk and gives what the walk gives.
+    """
+    import datetime
+    import json
+    import random
+    import uuid
+
+    from markupsafe import Markup
+
+    from flask_conversation.serialization import ConversationSerializer
+
+    serializer = ConversationSerializer()
+    values: list[object] = [
+        1, "é", None, [1, "a", [None]], {"a": {"b": [1]}}, {" t": [1]}, {" di": {"x": 1}},
+        {"x": [{" u": "y"}]}, (1, 2), b"ab", Markup("<b>"), uuid.UUID(int=5),
+        datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc), {"a": ' "x'},
+    ]  # fmt: skip
+    texts = [serializer.dumps(v) for v in values]
+    # Written by hand: escapes a dumps never produces.
+    texts += ['{"\\u0020t":[1,2]}', '{"a":{"\\u0020u":"0000000000000000000000000000000a"}}']
+    rng = random.Random(6)
+    pieces = ["a", " ", "t", '"', "\\", "{", "é"]
+    for _ in range(300):
+        key = "".join(rng.choices(pieces, k=rng.randint(1, 3)))
+        inner: object = rng.choice([1, "x", [1], (1,), b"z"])
+        texts.append(serializer.dumps({key: inner} if rng.random() < 0.5 else [{key: inner}]))
+    for text in texts:
+        expected = serializer._untag_scan(json.loads(text))
+        assert serializer.loads(text) == expected
+        assert type(serializer.loads(text)) is type(expected)

@@ -4,6 +4,8 @@ records live.
 
 from __future__ import annotations
 
+import typing as t
+
 import pytest
 from flask import Flask
 
@@ -85,3 +87,186 @@ def test_namespace_token_only_when_begun(cookie_app: Flask) -> None:
     client.get("/size")
     with client.session_transaction() as session:
         assert "_conversation_ns" not in session
+
+
+def test_cookie_guard_bound_is_never_below_the_real_value() -> None:
+    """The guard's cheap bound skips the exact measure only when it is an
+    upper bound of the value Flask writes, whatever the session holds.
+    """
+    import datetime
+    import random
+    import uuid
+
+    from flask import session
+
+    from flask_conversation.stores.session import _json_bound
+    from flask_conversation.stores.session import _value_bound
+    from flask_conversation.stores.session import SESSION_KEY
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", SECRET_KEY_FALLBACKS=["old"])
+    interface = app.session_interface
+    rng = random.Random(5)
+    texts = ["", "a", " t", " di", "é", "日本", "\U0001f600", '"\\/', "\n\x00", "<&>"]
+    extras: list[t.Any] = [
+        (1, 2),
+        b"\x00\xff",
+        uuid.UUID(int=7),
+        datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+        {" t": [1]},
+        [None, True, 1.5],
+    ]
+    compared = 0
+    for _ in range(300):
+        all_ns: dict[str, t.Any] = {}
+        for _ in range(rng.randint(0, 3)):
+            records = {}
+            for _ in range(rng.randint(1, 3)):
+                record: dict[str, t.Any] = {
+                    "d": rng.choice(texts) * rng.randint(1, 30),
+                    "t": rng.choice([1800, 0.5, 1e-7]),
+                    "c": 1_700_000_000.123456,
+                    "a": 1_700_000_000 + rng.random(),
+                }
+                if rng.random() < 0.3:
+                    record.update(p="x", r="y", h=1, n=rng.choice(texts))
+                if rng.random() < 0.2:
+                    record["e"] = 1
+                records[rng.choice(texts) + rng.choice(["", str(rng.randint(0, 99))])] = record
+            all_ns[rng.choice(texts + [" t", " di"])] = records
+        current: dict[str, t.Any] = {"_conversation_ns": rng.choice(texts)}
+        for _ in range(rng.randint(0, 2)):
+            current[rng.choice(texts) + "k"] = rng.choice(extras)
+        with app.test_request_context():
+            session.update(current)
+            bound = _value_bound(app, interface, session, all_ns)
+            serializer = interface.get_signing_serializer(app)
+            assert serializer is not None and bound is not None
+            candidate = {**current, SESSION_KEY: all_ns}
+            real = len(serializer.dumps(candidate))
+            json_bound = _json_bound(app, interface, session, all_ns)
+            real_json = len(interface.serializer.dumps(candidate).encode())
+        assert real <= bound
+        assert json_bound is not None and real_json <= json_bound
+        compared += 1
+    assert compared == 300
+
+
+def test_session_store_shortcut_commits_like_plan_commit() -> None:
+    """A commit that only saves, where nothing has expired and everything
+    fits, skips the commit rules: the same result as applying them.
+    """
+    import random
+
+    from flask import session
+
+    from flask_conversation.stores.base import CommitBatch
+    from flask_conversation.stores.base import ConversationRecord
+    from flask_conversation.stores.session import SESSION_KEY
+
+    class Clock:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    class Reference(SessionStore):
+        @staticmethod
+        def _only_saves(stored: dict[str, t.Any], batch: CommitBatch, now: float) -> bool:
+            return False
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test")
+    rng = random.Random(4)
+    ids = [f"c{i}" for i in range(12)]
+    shortcuts = 0
+    for _ in range(60):
+        clock = Clock()
+        stores = {"fast": SessionStore(clock=clock), "ref": Reference(clock=clock)}
+        with app.test_request_context():
+            for _ in range(40):
+                clock.now += rng.choice([0, 1, 5, 30])
+                saves = []
+                for cid in rng.sample(ids, rng.randint(0, 3)):
+                    parent = rng.choice([None, None, rng.choice(ids)])
+                    parent = None if parent == cid else parent
+                    saves.append(
+                        dict(
+                            id=cid,
+                            parent_id=parent,
+                            root_id=parent or cid,
+                            depth=1 if parent else 0,
+                            data="{}",
+                            description=None,
+                            timeout=rng.choice([10, 60]),
+                            created_at=clock.now,
+                            last_access=clock.now,
+                            ended=rng.random() < 0.1,
+                        )
+                    )
+                deletes = {cid: "ended" for cid in rng.sample(ids, rng.choice([0, 0, 0, 1]))}
+                limit = rng.choice([3, 6, 32])
+                results = {}
+                for ns, store in stores.items():
+                    batch = CommitBatch(
+                        saves=[ConversationRecord(namespace=ns, **r) for r in saves],
+                        deletes=dict(deletes),
+                        max_count=limit,
+                    )
+                    if ns == "fast":
+                        stored = dict(session.get(SESSION_KEY, {}).get(ns, {}))
+                        shortcuts += store._only_saves(stored, batch, clock.now)
+                    results[ns] = sorted(store.commit(ns, batch))
+                assert results["fast"] == results["ref"]
+                kept = session.get(SESSION_KEY, {})
+                assert kept.get("fast") == kept.get("ref")
+    assert shortcuts > 100
+
+
+def test_cookie_guard_overhead_follows_the_cookie_settings() -> None:
+    """The guard's cookie length outside the value, kept per settings, is
+    what Flask's Set-Cookie header has around the value, as the settings
+    change.
+    """
+    from datetime import timedelta
+
+    from flask import session
+
+    from flask_conversation.stores.session import _cookie_overhead
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test")
+
+    @app.get("/")
+    def index() -> str:
+        session["x"] = "v" * 40
+        session.permanent = app.config["TEST_PERMANENT"]
+        return str(_cookie_overhead(app, app.session_interface))
+
+    variants: list[dict[str, t.Any]] = [
+        {"TEST_PERMANENT": False},
+        {"TEST_PERMANENT": True},
+        {"TEST_PERMANENT": True, "PERMANENT_SESSION_LIFETIME": timedelta(days=400)},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_NAME": "a-much-longer-cookie-name"},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_DOMAIN": "example.org"},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_PATH": "/app/"},
+        {"TEST_PERMANENT": False, "APPLICATION_ROOT": "/root/"},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_SECURE": True},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_HTTPONLY": False},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_SAMESITE": "Strict"},
+        {"TEST_PERMANENT": False, "SESSION_COOKIE_PARTITIONED": True},
+        {"TEST_PERMANENT": False},
+    ]
+    defaults = {k: app.config.get(k) for v in variants for k in v}
+    overheads = set()
+    # Each variant right after the defaults: a setting the cache missed
+    # would give the defaults' length.
+    for variant in [v for changed in variants for v in ({"TEST_PERMANENT": False}, changed)]:
+        app.config.update(defaults)
+        app.config.update(variant)
+        rv = app.test_client().get("/")
+        header = rv.headers["Set-Cookie"]
+        value = header.partition("=")[2].partition(";")[0]
+        assert int(rv.text) == len(header) - len(value), variant
+        overheads.add(int(rv.text))
+    assert len(overheads) > 5

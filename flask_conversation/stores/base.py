@@ -166,11 +166,20 @@ class Acquired:
     :param root_id: the id the lock is keyed by.
     :param token: the lock owner's token, passed back to unlock.
     :param chain: the records from the root down to the requested one.
+    :param listing: optional, for a store that read the namespace's
+        conversations in the same call (each round trip counts): called
+        with the current time, returns a summary of every conversation of
+        the namespace, as it was when the lock was taken, that is not
+        ended and does not expire by then; or ``None`` if it cannot. A
+        request that lists its namespace
+        (:meth:`~flask_conversation.ConversationScope.conversations`) uses
+        it instead of :meth:`ConversationStore.list_namespace`.
     """
 
     root_id: str
     token: str
     chain: list[ConversationRecord]
+    listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
 
 
 @dataclasses.dataclass

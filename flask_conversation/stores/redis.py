@@ -6,7 +6,8 @@ in one slot of a Redis Cluster and a script may touch any of them::
 
     <prefix>{<shard>}:<ns>:c:<cid>    one record (JSON), expires natively
     <prefix>{<shard>}:<ns>:l:<root>   the lock of one stack (owner token)
-    <prefix>{<shard>}:<ns>:i          index: cid -> small JSON metadata
+    <prefix>{<shard>}:<ns>:i          index: cid -> small JSON metadata,
+                                      and ~e -> the earliest expiry
     <prefix>{<shard>}:namespaces      the shard's namespaces, by expiry
 
 ``<shard>`` is derived from a hash of the namespace (:func:`shard_tag`), so
@@ -17,23 +18,30 @@ the keyspace. ``<ns>`` is the namespace percent-encoded (:func:`escape`),
 so keys of different namespaces never collide.
 
 The index holds what the commit rules need (parent, root, last access,
-timeout, ended), so a commit never reads the records' data.
+timeout, ended), so a commit never reads the records' data, and a lower
+bound of the namespace's earliest expiry, so that a commit which only
+saves, where nothing can have expired and everything fits, does not read
+the index either: its cost does not grow with the namespace.
 """
 
 from __future__ import annotations
 
 import binascii
+import functools
 import json
 import math
 import secrets
 import time
 import typing as t
+from datetime import datetime
+from datetime import timezone
 
 from ..errors import BusyConversation
 from ..errors import ConversationStoreError
 from ..serialization import Serializer
 from .base import Acquired
 from .base import CommitBatch
+from .base import ConversationInfo
 from .base import ConversationRecord
 from .base import ConversationStore
 from .base import Destroyed
@@ -46,10 +54,13 @@ if t.TYPE_CHECKING:  # pragma: no cover
 # Follow the parent links from a cid to its root, check that every record is
 # live by the store's clock, optionally take the root's lock, and return the
 # chain root first. One call, so lock and load cannot interleave with another
-# request's commit.
+# request's commit. With the lock, a small namespace's index comes along
+# (as one JSON text, decoded only if the request lists its namespace).
 #   KEYS[1]  the record key of the requested cid (routes the call)
-#   ARGV     base, cid, now, token ("" to only load), lease in ms
-#   returns  {0} no live chain, {-1} lock busy, {1, id, value, id, value, ...}
+#   ARGV     base, cid, now, token ("" to only load), lease in ms, the most
+#            index entries to return
+#   returns  {0} no live chain, {-1} lock busy,
+#            {1, index or "", id, value, id, value, ...}
 _CHAIN = """
 local base, now, token, lease = ARGV[1], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local ids, values = {}, {}
@@ -75,7 +86,10 @@ if token ~= '' then
     if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
   end
 end
-local out = {1}
+local out = {1, ''}
+if token ~= '' and redis.call('HLEN', base .. 'i') <= tonumber(ARGV[6]) + 1 then
+  out[2] = cjson.encode(redis.call('HGETALL', base .. 'i'))
+end
 for i = #ids, 1, -1 do
   out[#out + 1] = ids[i]
   out[#out + 1] = values[i]
@@ -87,34 +101,98 @@ return out
 # subtrees, evict least recently used stacks to fit, save), applied and
 # followed by the unlocks in one atomic call. Every write comes after every
 # check, so a refused commit writes nothing.
+#
+# The index keeps, in its field ``~e`` (never a cid), a time no record of
+# the namespace expires before: a lower bound, since renewing or deleting
+# records only moves the true earliest expiry later. A batch that only
+# saves, when nothing can have expired and the namespace holds at most
+# max_count entries afterwards, is what the rules would save unchanged: it
+# is written without reading the index.
 #   KEYS[1]  the namespace index
-#   ARGV     base, now, batch as JSON: m max_count, k keep roots,
-#            s [[cid, meta, value, ttl_ms]], d [[cid, reason or ""]],
-#            u [[root, token]]; the shard's registry, the namespace
+#   ARGV     base, now, the shard's registry, the namespace, max_count,
+#            then counted lists: n, keep roots...; n, (cid, meta, value,
+#            ttl_ms, expires_at)...; n, (cid, reason or "")...;
+#            n, (root, token)...
 #   returns  {-1, root} this request no longer holds a lock (its lease ran
 #            out, whether or not another request took it): nothing written,
 #            {1, cid, reason, cid, reason, ...}
 _COMMIT = """
 local base, now = ARGV[1], tonumber(ARGV[2])
-local batch = cjson.decode(ARGV[3])
-local index, registry, namespace = KEYS[1], ARGV[4], ARGV[5]
+local index, registry, namespace = KEYS[1], ARGV[3], ARGV[4]
+local batch = {m = tonumber(ARGV[5]), k = {}, s = {}, d = {}, u = {}}
+local at = 6
+local function take(list, width)
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  for _ = 1, n do
+    local item = {}
+    for j = 1, width do item[j] = ARGV[at + j - 1] end
+    list[#list + 1] = width == 1 and item[1] or item
+    at = at + width
+  end
+end
+take(batch.k, 1)
+take(batch.s, 5)
+take(batch.d, 2)
+take(batch.u, 2)
+local EARLIEST = '~e'
+
+local function unlock_all()
+  for _, u in ipairs(batch.u) do
+    local key = base .. 'l:' .. u[1]
+    if redis.call('GET', key) == u[2] then redis.call('DEL', key) end
+  end
+end
 
 for _, u in ipairs(batch.u) do
   local holder = redis.call('GET', base .. 'l:' .. u[1])
   if holder ~= u[2] then
-    for _, v in ipairs(batch.u) do
-      local key = base .. 'l:' .. v[1]
-      if redis.call('GET', key) == v[2] then redis.call('DEL', key) end
-    end
+    unlock_all()
     return {-1, u[1]}
+  end
+end
+
+if #batch.d == 0 then
+  local entries = redis.call('HLEN', index)
+  local earliest, fits = nil, false
+  if entries == 0 then
+    fits = #batch.s <= batch.m
+  else
+    earliest = redis.call('HGET', index, EARLIEST)
+    if earliest and tonumber(earliest) > now then
+      local count = entries - 1
+      for _, s in ipairs(batch.s) do
+        if redis.call('HEXISTS', index, s[1]) == 0 then count = count + 1 end
+      end
+      fits = count <= batch.m
+    end
+  end
+  if fits then
+    local low, high = nil, nil
+    for _, s in ipairs(batch.s) do
+      redis.call('SET', base .. 'c:' .. s[1], s[3], 'PX', s[4])
+      redis.call('HSET', index, s[1], s[2])
+      local expires = tonumber(s[5])
+      if not low or expires < low then low = expires end
+      if not high or expires > high then high = expires end
+    end
+    if not earliest or low < tonumber(earliest) then redis.call('HSET', index, EARLIEST, low) end
+    local ttl = math.max(1, math.ceil((high - now) * 1000))
+    if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
+    redis.call('ZREMRANGEBYSCORE', registry, '-inf', now)
+    redis.call('ZADD', registry, 'GT', high, namespace)
+    unlock_all()
+    return {1}
   end
 end
 
 local records, order = {}, {}
 local flat = redis.call('HGETALL', index)
 for i = 1, #flat, 2 do
-  records[flat[i]] = cjson.decode(flat[i + 1])
-  order[#order + 1] = flat[i]
+  if flat[i] ~= EARLIEST then
+    records[flat[i]] = cjson.decode(flat[i + 1])
+    order[#order + 1] = flat[i]
+  end
 end
 local saving = {}
 for _, s in ipairs(batch.s) do saving[s[1]] = cjson.decode(s[2]) end
@@ -217,34 +295,41 @@ for _, s in ipairs(batch.s) do
     redis.call('HSET', index, s[1], s[2])
   end
 end
-local horizon = 0
+local horizon, earliest = 0, nil
 for _, r in pairs(records) do
   if r.a + r.t - now > horizon then horizon = r.a + r.t - now end
+  if not earliest or r.a + r.t < earliest then earliest = r.a + r.t end
 end
 -- The registry forgets namespaces that expired, this one included when empty.
 redis.call('ZREMRANGEBYSCORE', registry, '-inf', now)
 if horizon > 0 then
+  redis.call('HSET', index, EARLIEST, earliest)
   redis.call('PEXPIRE', index, math.max(1, math.ceil(horizon * 1000)))
   redis.call('ZADD', registry, now + horizon, namespace)
 else
   redis.call('DEL', index)
   redis.call('ZREM', registry, namespace)
 end
-for _, u in ipairs(batch.u) do
-  local key = base .. 'l:' .. u[1]
-  if redis.call('GET', key) == u[2] then redis.call('DEL', key) end
-end
+unlock_all()
 
 local out = {1}
 for _, v in ipairs(destroyed) do out[#out + 1] = v end
 return out
 """
 
-# Write one record and its index entry, and register the namespace.
+# Write one record and its index entry, and register the namespace. The
+# index's earliest expiry moves earlier if needed; an index that has
+# entries but no earliest expiry (written before it was kept) stays
+# without one, so that commits keep reading it whole.
 #   KEYS[1]  the index; ARGV base, cid, meta, value, ttl_ms, now, registry,
-#            namespace
+#            namespace, expires_at
 _SAVE = """
 local index, ttl, now = KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6])
+local earliest = redis.call('HGET', index, '~e')
+if (earliest and tonumber(ARGV[9]) < tonumber(earliest))
+    or (not earliest and redis.call('HLEN', index) == 0) then
+  redis.call('HSET', index, '~e', ARGV[9])
+end
 redis.call('SET', ARGV[1] .. 'c:' .. ARGV[2], ARGV[4], 'PX', ttl)
 redis.call('HSET', index, ARGV[2], ARGV[3])
 if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
@@ -257,6 +342,9 @@ redis.call('ZADD', ARGV[7], 'GT', now + ttl / 1000, ARGV[8])
 _DELETE = """
 redis.call('DEL', ARGV[1] .. 'c:' .. ARGV[2])
 redis.call('HDEL', KEYS[1], ARGV[2])
+if redis.call('HLEN', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], '~e') == 1 then
+  redis.call('DEL', KEYS[1])
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', ARGV[3], ARGV[4]) end
 """
 
@@ -265,7 +353,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', ARGV[3], ARGV[4]) 
 _LIST = """
 local out = {}
 for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
-  local value = redis.call('GET', ARGV[1] .. 'c:' .. id)
+  local value = id ~= '~e' and redis.call('GET', ARGV[1] .. 'c:' .. id)
   if value then
     out[#out + 1] = id
     out[#out + 1] = value
@@ -286,6 +374,10 @@ for i = 2, #ARGV, 2 do
 end
 return n
 """
+
+#: The index field holding the namespace's earliest expiry (see _COMMIT):
+#: never a cid, which has no ``~``.
+_EARLIEST = "~e"
 
 #: How many registries the namespaces are spread over; each lives in the
 #: slot of the namespaces it lists.
@@ -335,7 +427,9 @@ class RedisStore(ConversationStore):
         script call locks the stack and loads its chain
         (:meth:`acquire`), one applies the commit rules, writes and unlocks
         (:meth:`commit`). A request that does not use a conversation makes
-        none.
+        none. The first call also brings the namespace's index while it
+        holds at most :attr:`listing_limit` conversations, so a page that
+        lists them (a sidebar calling ``conversations()``) makes no third.
     -   **Redis Cluster**: every key of a namespace carries the same hash
         tag, so a namespace lives in one slot and the scripts work unchanged
         with :class:`redis.cluster.RedisCluster`. The namespaces are spread
@@ -369,6 +463,11 @@ class RedisStore(ConversationStore):
     """
 
     native_expiry = True
+
+    #: A lock comes with the namespace's index (for
+    #: :attr:`~.base.Acquired.listing`) while the namespace holds at most
+    #: this many conversations; a larger one is listed by its own call.
+    listing_limit = 32
 
     def __init__(
         self,
@@ -465,9 +564,14 @@ class RedisStore(ConversationStore):
             "r": record.root_id,
             "a": record.last_access,
             "t": record.timeout,
+            "c": record.created_at,
+            "z": len(record.data.encode()),
         }
         if record.parent_id is not None:
             meta["p"] = record.parent_id
+            meta["h"] = record.depth
+        if record.description is not None:
+            meta["n"] = record.description
         if record.ended:
             meta["e"] = 1
         return json.dumps(meta, separators=(",", ":"))
@@ -482,7 +586,7 @@ class RedisStore(ConversationStore):
 
     def _run_chain(
         self, namespace: str, cid: str, token: str
-    ) -> tuple[int, list[ConversationRecord]]:
+    ) -> tuple[int, list[ConversationRecord], t.Any]:
         rv = self._call(
             self._chain,
             keys=[self.record_key(namespace, cid)],
@@ -492,11 +596,14 @@ class RedisStore(ConversationStore):
                 repr(float(self.clock())),
                 token,
                 math.ceil(self.lock_lease * 1000),
+                self.listing_limit,
             ],
         )
         status = int(rv[0])
-        chain = [self._record(namespace, rv[i], rv[i + 1]) for i in range(1, len(rv), 2)]
-        return status, chain
+        if status != 1:
+            return status, [], None
+        chain = [self._record(namespace, rv[i], rv[i + 1]) for i in range(2, len(rv), 2)]
+        return status, chain, rv[1] or None
 
     # -- primitives ------------------------------------------------------------
 
@@ -529,6 +636,7 @@ class RedisStore(ConversationStore):
                 repr(float(now)),
                 self.registry_key(record.namespace),
                 record.namespace,
+                repr(float(record.expires_at)),
             ],
         )
 
@@ -597,11 +705,13 @@ class RedisStore(ConversationStore):
         names = [_text(m) for members in self._call(pipe.execute) for m in members]
         pipe = self.client.pipeline(transaction=False)
         for namespace in names:
-            pipe.hvals(self.index_key(namespace))
+            pipe.hgetall(self.index_key(namespace))
         rv: dict[str, int] = {}
         for namespace, metas in zip(names, self._call(pipe.execute), strict=True):
             count = 0
-            for meta in metas:
+            for field, meta in metas.items():
+                if _text(field) == _EARLIEST:
+                    continue
                 r = json.loads(meta)
                 if r["a"] + r["t"] > now:
                     count += 1
@@ -618,7 +728,7 @@ class RedisStore(ConversationStore):
         :param namespace: the namespace to look in.
         :param cid: the conversation id.
         """
-        status, chain = self._run_chain(namespace, cid, "")
+        status, chain, _ = self._run_chain(namespace, cid, "")
         return chain if status == 1 else None
 
     def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
@@ -633,11 +743,12 @@ class RedisStore(ConversationStore):
         """
         token = secrets.token_hex(16)
         for _ in _waits(timeout):
-            status, chain = self._run_chain(namespace, cid, token)
+            status, chain, index = self._run_chain(namespace, cid, token)
             if status == 0:
                 return None
             if status == 1:
-                return Acquired(chain[0].id, token, chain)
+                listing = None if index is None else functools.partial(_listing, index)
+                return Acquired(chain[0].id, token, chain, listing)
         raise BusyConversation()
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
@@ -656,37 +767,76 @@ class RedisStore(ConversationStore):
         """
         if not (batch.saves or batch.deletes):
             if batch.unlock:
-                args = [self.base(namespace)]
+                pairs = [self.base(namespace)]
                 for root_id, token in batch.unlock.items():
-                    args += [root_id, token]
+                    pairs += [root_id, token]
                 first = next(iter(batch.unlock))
-                self._call(self._unlock, keys=[self.lock_key(namespace, first)], args=args)
+                self._call(self._unlock, keys=[self.lock_key(namespace, first)], args=pairs)
             return []
         now = self.clock()
-        payload = {
-            "m": batch.max_count,
-            "k": sorted(batch.keep_roots),
-            "s": [[r.id, self._meta(r), self._value(r), self._ttl_ms(r, now)] for r in batch.saves],
-            "d": [[cid, reason or ""] for cid, reason in batch.deletes.items()],
-            "u": [[root_id, token] for root_id, token in batch.unlock.items()],
-        }
-        rv = self._call(
-            self._commit,
-            keys=[self.index_key(namespace)],
-            args=[
-                self.base(namespace),
-                repr(float(now)),
-                json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-                self.registry_key(namespace),
-                namespace,
-            ],
-        )
+        args: list[t.Any] = [
+            self.base(namespace),
+            repr(float(now)),
+            self.registry_key(namespace),
+            namespace,
+            batch.max_count,
+            len(batch.keep_roots),
+            *sorted(batch.keep_roots),
+            len(batch.saves),
+        ]
+        for r in batch.saves:
+            args += [r.id, self._meta(r), self._value(r), self._ttl_ms(r, now)]
+            args.append(repr(float(r.expires_at)))
+        args.append(len(batch.deletes))
+        for cid, reason in batch.deletes.items():
+            args += [cid, reason or ""]
+        args.append(len(batch.unlock))
+        for root_id, token in batch.unlock.items():
+            args += [root_id, token]
+        rv = self._call(self._commit, keys=[self.index_key(namespace)], args=args)
         if int(rv[0]) != 1:
             raise ConversationStoreError(
                 f"The lock of stack {_text(rv[1])!r} expired before the request"
                 " committed (its lease ran out); nothing was written."
             )
         return [(_text(rv[i]), _text(rv[i + 1])) for i in range(1, len(rv), 2)]
+
+
+def _listing(index: t.Any, now: float) -> list[ConversationInfo] | None:
+    """The live conversations in the raw index :data:`_CHAIN` returned, or
+    ``None`` if an entry was written without the fields a summary needs.
+    """
+    flat = json.loads(index)
+    if not isinstance(flat, list):
+        # An empty Lua table is encoded as an object.
+        return []
+    rv = []
+    for i in range(0, len(flat), 2):
+        if flat[i] == _EARLIEST:
+            continue
+        r = json.loads(flat[i + 1])
+        if "z" not in r:
+            return None
+        expires_at = r["a"] + r["t"]
+        if r.get("e") or expires_at <= now:
+            continue
+        rv.append(
+            ConversationInfo(
+                id=flat[i],
+                description=r.get("n"),
+                parent_id=r.get("p"),
+                depth=r.get("h", 0),
+                created_at=_utc(r["c"]),
+                last_access=_utc(r["a"]),
+                expires_at=_utc(expires_at),
+                size=r["z"],
+            )
+        )
+    return rv
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
 
 
 def _waits(timeout: float) -> t.Iterator[None]:

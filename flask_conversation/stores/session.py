@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import typing as t
+import weakref
 
 from flask import current_app
+from flask import Flask
 from flask import session
+from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import URLSafeTimedSerializer
-from itsdangerous.serializer import Serializer
 from werkzeug.http import dump_cookie
 
 from ..errors import BusyConversation
 from ..errors import ConversationError
+from ..serialization import _default_tags_only
+from ..serialization import _is_plain
 from .base import Acquired
 from .base import CommitBatch
 from .base import ConversationRecord
@@ -106,7 +109,16 @@ class SessionStore(ConversationStore):
             if not (batch.saves or batch.deletes):
                 return []
             stored = self._stored(namespace)
-            plan = plan_commit(self.list_namespace(namespace), batch, self.clock())
+            now = self.clock()
+            if self._only_saves(stored, batch, now):
+                # What plan_commit would decide, without rebuilding every
+                # record of the namespace to find it out.
+                new = dict(stored)
+                for record in batch.saves:
+                    new[record.id] = record.to_dict()
+                self._write(namespace, new, check_size=True)
+                return []
+            plan = plan_commit(self.list_namespace(namespace), batch, now)
             new = {cid: d for cid, d in stored.items() if cid not in plan.delete}
             for record in plan.save:
                 new[record.id] = record.to_dict()
@@ -116,6 +128,19 @@ class SessionStore(ConversationStore):
             for root_id, token in batch.unlock.items():
                 self.unlock(namespace, root_id, token)
 
+    @staticmethod
+    def _only_saves(stored: dict[str, t.Any], batch: CommitBatch, now: float) -> bool:
+        """Whether the batch only saves, nothing stored has expired and the
+        namespace still fits ``max_count``: then the commit rules keep every
+        record and save the whole batch.
+        """
+        if batch.deletes or not batch.saves:
+            return False
+        new = sum(1 for r in batch.saves if r.id not in stored)
+        if len(stored) + new > batch.max_count:
+            return False
+        return all(d["a"] + d["t"] > now for d in stored.values())
+
     def _write(self, namespace: str, records: dict[str, t.Any], check_size: bool = False) -> None:
         all_ns = dict(session.get(SESSION_KEY) or {})
         if records:
@@ -123,49 +148,35 @@ class SessionStore(ConversationStore):
         else:
             all_ns.pop(namespace, None)
         if check_size:
-            _check_cookie_size({**session, SESSION_KEY: all_ns})
+            _check_cookie_size(all_ns)
         if all_ns:
             session[SESSION_KEY] = all_ns
         elif SESSION_KEY in session:
             del session[SESSION_KEY]
 
 
-def _check_cookie_size(candidate: dict[str, t.Any]) -> None:
+def _check_cookie_size(all_ns: dict[str, t.Any]) -> None:
     """Refuse a session that Flask's cookie session could not deliver: a
     browser drops a cookie over its limit without a word, which would lose
     every conversation of the user.
+
+    :param all_ns: what the session would hold under :data:`SESSION_KEY`.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     interface = app.session_interface
     if not isinstance(interface, SecureCookieSessionInterface):
         return
     limit = app.config["MAX_COOKIE_SIZE"]
-    if not limit:
+    if not limit or not app.secret_key:
+        return
+
+    bound = _value_bound(app, interface, session, all_ns)
+    if bound is not None and bound + _cookie_overhead(app, interface) <= limit:
         return
     serializer = interface.get_signing_serializer(app)
     if serializer is None:
         return
-
-    def cookie_size(value: str) -> int:
-        return len(
-            dump_cookie(
-                interface.get_cookie_name(app),
-                value,
-                expires=interface.get_expiration_time(app, session),
-                path=interface.get_cookie_path(app),
-                domain=interface.get_cookie_domain(app),
-                secure=interface.get_cookie_secure(app),
-                httponly=interface.get_cookie_httponly(app),
-                samesite=interface.get_cookie_samesite(app),
-                partitioned=interface.get_cookie_partitioned(app),
-                max_size=0,
-            )
-        )
-
-    bound = _value_bound(serializer, candidate)
-    if bound is not None and cookie_size("a" * bound) <= limit:
-        return
-    size = cookie_size(serializer.dumps(candidate))
+    size = _cookie_size(app, interface, serializer.dumps({**session, SESSION_KEY: all_ns}))
     if size > limit:
         raise ConversationError(
             f"The conversations no longer fit in the session cookie ({size} bytes,"
@@ -175,21 +186,144 @@ def _check_cookie_size(candidate: dict[str, t.Any]) -> None:
         )
 
 
-def _value_bound(serializer: t.Any, candidate: dict[str, t.Any]) -> int | None:
-    """An upper bound of ``len(serializer.dumps(candidate))`` for Flask's
-    own serializer class, or ``None`` for any other.
+#: Per application: the cookie settings and the length of a cookie with
+#: an empty value.
+_cookie_overheads: weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]] = weakref.WeakKeyDictionary()
+
+#: The config keys Flask's own cookie session reads to write the cookie.
+_COOKIE_CONFIG = (
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "APPLICATION_ROOT",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_COOKIE_PARTITIONED",
+)
+
+
+def _cookie_size(app: Flask, interface: SecureCookieSessionInterface, value: str) -> int:
+    """The length of the ``Set-Cookie`` header value Flask writes for the
+    session cookie holding ``value``.
+    """
+    return len(
+        dump_cookie(
+            interface.get_cookie_name(app),
+            value,
+            expires=interface.get_expiration_time(app, session),
+            path=interface.get_cookie_path(app),
+            domain=interface.get_cookie_domain(app),
+            secure=interface.get_cookie_secure(app),
+            httponly=interface.get_cookie_httponly(app),
+            samesite=interface.get_cookie_samesite(app),
+            partitioned=interface.get_cookie_partitioned(app),
+            max_size=0,
+        )
+    )
+
+
+def _cookie_overhead(app: Flask, interface: SecureCookieSessionInterface) -> int:
+    """The length of the cookie Flask writes, less that of its value, for
+    a value that needs no quoting (as the bound's ``"a" * n`` would).
+
+    Flask's own interface builds it from the config and whether the
+    session is permanent (an expiry date always has the same length), so
+    it is measured once per such settings; a subclass may build it
+    otherwise and is measured every time.
+    """
+    if type(interface) is not SecureCookieSessionInterface:
+        return _cookie_size(app, interface, "")
+    config = app.config
+    settings = (tuple(config.get(k) for k in _COOKIE_CONFIG), bool(session.permanent))
+    cached = _cookie_overheads.get(app)
+    if cached is None or cached[0] != settings:
+        _cookie_overheads[app] = cached = (settings, _cookie_size(app, interface, ""))
+    return cached[1]
+
+
+#: Per application: the signing settings and the length of an empty
+#: signed value with them, which does not depend on the payload.
+_signature_lengths: weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _value_bound(
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    current: t.Mapping[str, t.Any],
+    all_ns: dict[str, t.Any],
+) -> int | None:
+    """An upper bound of the length of the cookie value Flask's own cookie
+    session writes for ``current`` holding ``all_ns`` under
+    :data:`SESSION_KEY`, or ``None`` where the session is serialized
+    differently.
 
     Signing compresses the JSON only when that makes it shorter, then
     writes it in unpadded base64 (with a ``.`` in front when compressed)
     followed by the separators, the timestamp and the signature, whose
-    lengths do not depend on the payload. Measuring the JSON and one empty
-    signature skips the compression and signing of the whole session on
-    every commit that is clearly under the limit.
+    lengths do not depend on the payload. Measuring the JSON (see
+    :func:`_json_bound`) and one empty signature skips the compression and
+    signing of the whole session on every commit that is clearly under the
+    limit.
     """
-    if type(serializer) is not URLSafeTimedSerializer:
+    length = _json_bound(app, interface, current, all_ns)
+    if length is None:
         return None
-    payload = Serializer.dump_payload(serializer, candidate)
-    encoded = 1 + (4 * len(payload) + 2) // 3
-    signature = len(serializer.make_signer(serializer.salt).sign(b""))
+    encoded = 1 + (4 * length + 2) // 3
+    settings = (
+        app.secret_key,
+        tuple(app.config["SECRET_KEY_FALLBACKS"] or ()),
+        interface.salt,
+        interface.key_derivation,
+        interface.digest_method,
+    )
+    cached = _signature_lengths.get(app)
+    if cached is None or cached[0] != settings:
+        serializer = interface.get_signing_serializer(app)
+        assert serializer is not None
+        signature = len(serializer.make_signer(serializer.salt).sign(b""))
+        _signature_lengths[app] = cached = (settings, signature)
     # Room for a timestamp that grows by a byte before the real signing.
-    return encoded + signature + 2
+    return encoded + cached[1] + 2
+
+
+def _json_bound(
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    current: t.Mapping[str, t.Any],
+    all_ns: dict[str, t.Any],
+) -> int | None:
+    """An upper bound of the bytes of the session's JSON, or ``None`` where
+    Flask's cookie session serializes it differently.
+
+    The conversations are measured without Flask's tagging walk: they hold
+    only strings, numbers, booleans and dicts, which tagging leaves as they
+    are, except that it wraps a one-key dict whose key looks like a tag (10
+    more bytes); only the mapping of namespaces and each namespace's
+    mapping could be one, since records have more keys.
+    """
+    if (
+        type(interface).get_signing_serializer
+        is not SecureCookieSessionInterface.get_signing_serializer
+        or type(interface.serializer) is not TaggedJSONSerializer
+        or not _default_tags_only(interface.serializer)
+    ):
+        return None
+    slack = 10 * (1 + len(all_ns))
+    rest = {k: v for k, v in current.items() if k != SESSION_KEY}
+    if _is_plain(rest, interface.serializer.tags):
+        # Tagging would leave the rest as it is too: one encoding of all.
+        whole = app.json.dumps({**rest, SESSION_KEY: all_ns}, separators=(",", ":"))
+        return len(whole.encode()) + slack
+    # The key is plain ASCII: its JSON is the key in quotes.
+    value = app.json.dumps(all_ns, separators=(",", ":"))
+    return (
+        len(interface.serializer.dumps(rest).encode())
+        + len(SESSION_KEY)
+        + 2
+        + len(value.encode())
+        + 2
+        + slack
+    )
