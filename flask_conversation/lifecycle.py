@@ -16,7 +16,6 @@ import logging
 import re
 import secrets
 import typing as t
-import weakref
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -88,37 +87,6 @@ class Settings:
     missing_flash_category: str
 
     @classmethod
-    def for_app(cls, app: Flask) -> Settings:
-        """The settings of ``app``'s current config: built again only when
-        a value changed since the last request, since converting and
-        checking them costs more than comparing them.
-
-        :param app: the application.
-        """
-        config = app.config
-        key = (
-            config["CONVERSATION_PARAM"],
-            config["CONVERSATION_HEADER"],
-            config["CONVERSATION_TIMEOUT"],
-            config["CONVERSATION_MAX_COUNT"],
-            config["CONVERSATION_MAX_DEPTH"],
-            config["CONVERSATION_MAX_SIZE"],
-            config["CONVERSATION_LOCK_TIMEOUT"],
-            config["CONVERSATION_INITIAL_STATE"],
-            # A copy: the list may be changed in place.
-            tuple(config["CONVERSATION_EXCLUDE"] or ()),
-            config["CONVERSATION_MISSING_REDIRECT"],
-            config["CONVERSATION_MISSING_FLASH_MESSAGE"],
-            config["CONVERSATION_MISSING_FLASH_CATEGORY"],
-        )
-        cached = _settings.get(app)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        settings = cls.from_config(config)
-        _settings[app] = (key, settings)
-        return settings
-
-    @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
         """Read the settings from an application's config.
 
@@ -140,12 +108,6 @@ class Settings:
             missing_flash_message=config["CONVERSATION_MISSING_FLASH_MESSAGE"],
             missing_flash_category=config["CONVERSATION_MISSING_FLASH_CATEGORY"],
         )
-
-
-#: Per application: the config values the last settings were read from.
-_settings: weakref.WeakKeyDictionary[Flask, tuple[tuple[t.Any, ...], Settings]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 @dataclasses.dataclass
@@ -171,7 +133,7 @@ class RequestState:
         self.app = app
         self.scope = scope
         self.store = store
-        self.settings = Settings.for_app(app)
+        self.settings = Settings.from_config(app.config)
         self._namespace: str | None = None
         #: long-running conversations this request works in, by id
         self.active: dict[str, Conversation] = {}
