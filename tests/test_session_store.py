@@ -5,6 +5,7 @@ records live.
 from __future__ import annotations
 
 import typing as t
+import weakref
 
 import pytest
 from flask import Flask
@@ -236,12 +237,14 @@ def test_cookie_guard_overhead_follows_the_cookie_settings() -> None:
 
     app = Flask(__name__)
     app.config.update(SECRET_KEY="test")
+    # One cache through every variant, as a store keeps it.
+    cache: weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]] = weakref.WeakKeyDictionary()
 
     @app.get("/")
     def index() -> str:
         session["x"] = "v" * 40
         session.permanent = app.config["TEST_PERMANENT"]
-        return str(_cookie_overhead(app, app.session_interface))
+        return str(_cookie_overhead(app, app.session_interface, cache))
 
     variants: list[dict[str, t.Any]] = [
         {"TEST_PERMANENT": False},

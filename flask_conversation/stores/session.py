@@ -57,6 +57,10 @@ class SessionStore(ConversationStore):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._locks = LocalLocks()
+        # Per application, lengths that depend only on its cookie and signing
+        # settings, so that the cookie guard need not sign every session.
+        self._cookie_overheads: _Lengths = weakref.WeakKeyDictionary()
+        self._signature_lengths: _Lengths = weakref.WeakKeyDictionary()
 
     @staticmethod
     def _stored(namespace: str) -> dict[str, t.Any]:
@@ -148,47 +152,48 @@ class SessionStore(ConversationStore):
         else:
             all_ns.pop(namespace, None)
         if check_size:
-            _check_cookie_size(all_ns)
+            self._check_cookie_size(all_ns)
         if all_ns:
             session[SESSION_KEY] = all_ns
         elif SESSION_KEY in session:
             del session[SESSION_KEY]
 
+    def _check_cookie_size(self, all_ns: dict[str, t.Any]) -> None:
+        """Refuse a session that Flask's cookie session could not deliver: a
+        browser drops a cookie over its limit without a word, which would lose
+        every conversation of the user.
 
-def _check_cookie_size(all_ns: dict[str, t.Any]) -> None:
-    """Refuse a session that Flask's cookie session could not deliver: a
-    browser drops a cookie over its limit without a word, which would lose
-    every conversation of the user.
+        :param all_ns: what the session would hold under :data:`SESSION_KEY`.
+        """
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        interface = app.session_interface
+        if not isinstance(interface, SecureCookieSessionInterface):
+            return
+        limit = app.config["MAX_COOKIE_SIZE"]
+        if not limit or not app.secret_key:
+            return
 
-    :param all_ns: what the session would hold under :data:`SESSION_KEY`.
-    """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    interface = app.session_interface
-    if not isinstance(interface, SecureCookieSessionInterface):
-        return
-    limit = app.config["MAX_COOKIE_SIZE"]
-    if not limit or not app.secret_key:
-        return
-
-    bound = _value_bound(app, interface, session, all_ns)
-    if bound is not None and bound + _cookie_overhead(app, interface) <= limit:
-        return
-    serializer = interface.get_signing_serializer(app)
-    if serializer is None:
-        return
-    size = _cookie_size(app, interface, serializer.dumps({**session, SESSION_KEY: all_ns}))
-    if size > limit:
-        raise ConversationError(
-            f"The conversations no longer fit in the session cookie ({size} bytes,"
-            f" the limit MAX_COOKIE_SIZE is {limit}); nothing was saved. Keep"
-            ' conversations on the server: set CONVERSATION_STORE = "redis" (or'
-            ' "memory" for a single process), or use a server-side session.'
-        )
+        bound = _value_bound(app, interface, session, all_ns, self._signature_lengths)
+        if (
+            bound is not None
+            and bound + _cookie_overhead(app, interface, self._cookie_overheads) <= limit
+        ):
+            return
+        serializer = interface.get_signing_serializer(app)
+        if serializer is None:
+            return
+        size = _cookie_size(app, interface, serializer.dumps({**session, SESSION_KEY: all_ns}))
+        if size > limit:
+            raise ConversationError(
+                f"The conversations no longer fit in the session cookie ({size} bytes,"
+                f" the limit MAX_COOKIE_SIZE is {limit}); nothing was saved. Keep"
+                ' conversations on the server: set CONVERSATION_STORE = "redis" (or'
+                ' "memory" for a single process), or use a server-side session.'
+            )
 
 
-#: Per application: the cookie settings and the length of a cookie with
-#: an empty value.
-_cookie_overheads: weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]] = weakref.WeakKeyDictionary()
+#: Lengths cached per application, with the settings they were measured with.
+_Lengths: t.TypeAlias = "weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]]"
 
 #: The config keys Flask's own cookie session reads to write the cookie.
 _COOKIE_CONFIG = (
@@ -223,7 +228,9 @@ def _cookie_size(app: Flask, interface: SecureCookieSessionInterface, value: str
     )
 
 
-def _cookie_overhead(app: Flask, interface: SecureCookieSessionInterface) -> int:
+def _cookie_overhead(
+    app: Flask, interface: SecureCookieSessionInterface, cache: _Lengths | None = None
+) -> int:
     """The length of the cookie Flask writes, less that of its value, for
     a value that needs no quoting (as the bound's ``"a" * n`` would).
 
@@ -236,17 +243,12 @@ def _cookie_overhead(app: Flask, interface: SecureCookieSessionInterface) -> int
         return _cookie_size(app, interface, "")
     config = app.config
     settings = (tuple(config.get(k) for k in _COOKIE_CONFIG), bool(session.permanent))
-    cached = _cookie_overheads.get(app)
+    cached = None if cache is None else cache.get(app)
     if cached is None or cached[0] != settings:
-        _cookie_overheads[app] = cached = (settings, _cookie_size(app, interface, ""))
-    return cached[1]
-
-
-#: Per application: the signing settings and the length of an empty
-#: signed value with them, which does not depend on the payload.
-_signature_lengths: weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]] = (
-    weakref.WeakKeyDictionary()
-)
+        cached = (settings, _cookie_size(app, interface, ""))
+        if cache is not None:
+            cache[app] = cached
+    return int(cached[1])
 
 
 def _value_bound(
@@ -254,6 +256,7 @@ def _value_bound(
     interface: SecureCookieSessionInterface,
     current: t.Mapping[str, t.Any],
     all_ns: dict[str, t.Any],
+    cache: _Lengths | None = None,
 ) -> int | None:
     """An upper bound of the length of the cookie value Flask's own cookie
     session writes for ``current`` holding ``all_ns`` under
@@ -279,14 +282,16 @@ def _value_bound(
         interface.key_derivation,
         interface.digest_method,
     )
-    cached = _signature_lengths.get(app)
+    # The length of an empty signed value does not depend on the payload.
+    cached = None if cache is None else cache.get(app)
     if cached is None or cached[0] != settings:
         serializer = interface.get_signing_serializer(app)
         assert serializer is not None
-        signature = len(serializer.make_signer(serializer.salt).sign(b""))
-        _signature_lengths[app] = cached = (settings, signature)
+        cached = (settings, len(serializer.make_signer(serializer.salt).sign(b"")))
+        if cache is not None:
+            cache[app] = cached
     # Room for a timestamp that grows by a byte before the real signing.
-    return encoded + cached[1] + 2
+    return encoded + int(cached[1]) + 2
 
 
 def _json_bound(
