@@ -191,5 +191,14 @@ def _template_context() -> dict[str, t.Any]:
     # A plain value, so that ``cid is none`` and ``cid|tojson`` work. Without
     # a cid in the request nothing is resolved; with one, an unknown cid gives
     # ``None`` here and is reported only where the conversation is used.
-    cid = get_state().cid_to_propagate() if request_names_cid() or peek_state() else None
-    return {"cid": cid, "conversation": conversation_proxy}
+    state = get_state() if request_names_cid() else peek_state()
+    if state is None:
+        return {"cid": None, "conversation": conversation_proxy}
+    # Once resolved, templates get the conversation itself: a page uses it
+    # dozens of times, and each use through the proxy costs a lookup. A
+    # pending error keeps the proxy, which reports it on first use.
+    pending = state.missing is not None or state.error is not None
+    return {
+        "cid": state.cid_to_propagate(),
+        "conversation": conversation_proxy if pending else state.current,
+    }

@@ -9,6 +9,7 @@ from flask import render_template_string
 from flask import url_for
 from werkzeug.wrappers import Response
 
+from flask_conversation import conversation
 from flask_conversation import url_for_cid
 from flask_conversation.testing import ConversationClient
 
@@ -218,3 +219,22 @@ def test_template_with_unknown_cid_renders(app: Flask, api: ConversationClient) 
     rv = api.get("/about?cid=expired")
     assert rv.status_code == 200
     assert rv.text == "about None"
+
+
+def test_template_conversation_after_begin_and_unknown_cid(
+    app: Flask, api: ConversationClient
+) -> None:
+    @app.post("/start")
+    def start() -> str:
+        conversation.begin(description="Trip")
+        conversation["city"] = "Oslo"
+        return render_template_string("{{ conversation.description }} {{ conversation.city }}")
+
+    @app.get("/page")
+    def page() -> str:
+        return render_template_string("{{ conversation.long_running }}")
+
+    assert api.post("/start").text == "Trip Oslo"
+    assert api.get("/page").text == "True"
+    # The template uses the conversation: an unknown cid is reported there.
+    assert api.get("/page?cid=unknown").status_code == 404
