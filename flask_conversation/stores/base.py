@@ -327,6 +327,10 @@ class ConversationStore:
     .. versionadded:: 0.1
     """
 
+    #: Whether other requests can change the records while a request waits
+    #: for a lock, so that :meth:`acquire` reads them again once it holds it.
+    shared: bool = True
+
     #: Whether the store drops expired records by itself (native TTL), so
     #: :meth:`purge` has nothing to do.
     native_expiry: bool = False
@@ -446,6 +450,8 @@ class ConversationStore:
         token = self.lock(namespace, root_id, timeout)
         if token is None:
             raise BusyConversation()
+        if not self.shared:
+            return Acquired(root_id, token, chain)
         # Read again: the previous holder may have changed or ended it.
         chain = self.load_chain(namespace, cid)
         if chain is None:

@@ -12,11 +12,9 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.http import dump_cookie
 
-from ..errors import BusyConversation
 from ..errors import ConversationError
 from ..serialization import _default_tags_only
 from ..serialization import _is_plain
-from .base import Acquired
 from .base import CommitBatch
 from .base import ConversationRecord
 from .base import ConversationStore
@@ -53,6 +51,10 @@ class SessionStore(ConversationStore):
 
     .. versionadded:: 0.1
     """
+
+    #: The records live in this request's own copy of the session, which no
+    #: other request changes while this one waits for a lock.
+    shared = False
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -92,19 +94,6 @@ class SessionStore(ConversationStore):
 
     def unlock(self, namespace: str, root_id: str, token: str) -> None:
         self._locks.release(namespace, root_id, token)
-
-    def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
-        # The records live in this request's own copy of the session, which
-        # no other request can change while we wait for the lock: the chain
-        # read before locking is the one the base class would read again.
-        chain = self.load_chain(namespace, cid)
-        if chain is None:
-            return None
-        root_id = chain[0].id
-        token = self.lock(namespace, root_id, timeout)
-        if token is None:
-            raise BusyConversation()
-        return Acquired(root_id, token, chain)
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
         # One new mapping, checked against the cookie limit, then assigned:
