@@ -1,0 +1,228 @@
+"""The shortcuts stores take for speed must not change what they do: a
+commit that only saves, where nothing can have expired and everything fits,
+skips the commit rules, and must end exactly as applying them would.
+Random batches are applied to a store and to a reference that always runs
+the full rules, and the results compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import typing as t
+
+from conftest import FakeClock
+from flask import Flask
+from flask import session
+
+from flask_conversation.stores.base import CommitBatch
+from flask_conversation.stores.base import ConversationRecord
+from flask_conversation.stores.base import ConversationStore
+from flask_conversation.stores.base import Destroyed
+from flask_conversation.stores.memory import MemoryStore
+from flask_conversation.stores.redis import RedisStore
+from flask_conversation.stores.session import SESSION_KEY
+from flask_conversation.stores.session import SessionStore
+
+IDS = [f"c{i}" for i in range(12)]
+
+
+def random_batch(
+    rng: random.Random, namespace: str, now: float, timeouts: t.Sequence[float] = (10, 60)
+) -> CommitBatch:
+    """Up to three saves (roots or children, some ended), sometimes one
+    delete, and a count limit that is sometimes exceeded.
+    """
+    saves = []
+    for cid in rng.sample(IDS, rng.randint(0, 3)):
+        parent = rng.choice([None, None, rng.choice(IDS)])
+        parent = None if parent == cid else parent
+        saves.append(
+            ConversationRecord(
+                id=cid,
+                namespace=namespace,
+                parent_id=parent,
+                root_id=parent or cid,
+                depth=1 if parent else 0,
+                data="{}",
+                description=None,
+                timeout=rng.choice(timeouts),
+                created_at=now,
+                last_access=now,
+                ended=rng.random() < 0.1,
+            )
+        )
+    deletes: dict[str, str | None] = {
+        cid: "ended" for cid in rng.sample(IDS, rng.choice([0, 0, 0, 1]))
+    }
+    return CommitBatch(saves=saves, deletes=deletes, max_count=rng.choice([3, 6, 32]))
+
+
+def copy(batch: CommitBatch) -> CommitBatch:
+    """A batch for one store: no store sees another's lists."""
+    return dataclasses.replace(batch, saves=list(batch.saves), deletes=dict(batch.deletes))
+
+
+def kept(store: ConversationStore, namespace: str, now: float) -> list[tuple[str, float, bool]]:
+    return sorted(
+        (r.id, r.last_access, r.ended)
+        for r in store.list_namespace(namespace)
+        if r.expires_at > now
+    )
+
+
+def test_memory_store() -> None:
+    class Reference(MemoryStore):
+        def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
+            return ConversationStore.commit(self, namespace, batch)
+
+    rng = random.Random(1)
+    for _ in range(100):
+        clock = FakeClock(1000.0)
+        size = rng.choice([5, 50, 1000])
+        fast, reference = MemoryStore(size, clock=clock), Reference(size, clock=clock)
+        for _ in range(40):
+            clock.advance(rng.choice([0, 1, 5, 30]))
+            batch = random_batch(rng, "n", clock.now)
+            results = [sorted(store.commit("n", copy(batch))) for store in (fast, reference)]
+            assert results[0] == results[1]
+            assert kept(fast, "n", clock.now) == kept(reference, "n", clock.now)
+
+
+def test_redis_store(redis_client: t.Any) -> None:
+    class Reference(RedisStore):
+        # Without its earliest expiry, the index always takes the full rules.
+        def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
+            self.client.hdel(self.index_key(namespace), "~e")
+            return super().commit(namespace, batch)
+
+    rng = random.Random(2)
+    for run in range(40):
+        clock = FakeClock(1000.0)
+        fast = RedisStore(redis_client, prefix=f"eq{run}:", clock=clock)
+        reference = Reference(redis_client, prefix=f"ref{run}:", clock=clock)
+        for step in range(40):
+            clock.advance(rng.choice([0, 0.25, 1, 5, 30]))
+            batch = random_batch(rng, "n", clock.now, timeouts=(10, 60, 0.5))
+            if batch.saves and rng.random() < 0.1:
+                # The primitives keep the earliest expiry too.
+                for store in (fast, reference):
+                    store.save(batch.saves[0])
+                continue
+            results = [sorted(store.commit("n", copy(batch))) for store in (fast, reference)]
+            assert results[0] == results[1], (run, step)
+            assert kept(fast, "n", clock.now) == kept(reference, "n", clock.now), (run, step)
+
+
+def test_session_store() -> None:
+    class Reference(SessionStore):
+        @staticmethod
+        def _only_saves(stored: dict[str, t.Any], batch: CommitBatch, now: float) -> bool:
+            return False
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test")
+    rng = random.Random(4)
+    shortcuts = 0
+    for _ in range(60):
+        clock = FakeClock(1000.0)
+        stores = {"fast": SessionStore(clock=clock), "ref": Reference(clock=clock)}
+        with app.test_request_context():
+            for _ in range(40):
+                clock.advance(rng.choice([0, 1, 5, 30]))
+                batch = random_batch(rng, "", clock.now)
+                results = {}
+                for ns, store in stores.items():
+                    own = copy(batch)
+                    own.saves = [
+                        ConversationRecord(**{**vars(r), "namespace": ns}) for r in batch.saves
+                    ]
+                    if ns == "fast":
+                        stored = dict(session.get(SESSION_KEY, {}).get(ns, {}))
+                        shortcuts += store._only_saves(stored, own, clock.now)
+                    results[ns] = sorted(store.commit(ns, own))
+                assert results["fast"] == results["ref"]
+                stored_all = session.get(SESSION_KEY, {})
+                assert stored_all.get("fast") == stored_all.get("ref")
+    # The shortcut was taken often enough for the comparison to mean something.
+    assert shortcuts > 100
+
+
+def test_redis_listing_with_the_lock_lists_like_list_namespace(redis_client: t.Any) -> None:
+    """A request that holds a stack lists its namespace from the index the
+    lock came with, in the same round trip: the same summaries as from
+    ``list_namespace``, which a store without that listing uses.
+    """
+    import random
+
+    from conftest import FakeClock
+    from flask import Flask
+    from flask import request
+
+    from flask_conversation import conversation
+    from flask_conversation import ConversationScope
+    from flask_conversation.extension import conversations
+    from flask_conversation.stores.redis import RedisStore
+    from flask_conversation.testing import ConversationClient
+
+    class Unlisted(RedisStore):
+        listing_limit = -1
+
+    clock = FakeClock()
+    listed = {}
+    stores = [
+        RedisStore(redis_client, clock=clock, prefix="listed:"),
+        Unlisted(redis_client, clock=clock, prefix="unlisted:"),
+    ]
+    for store in stores:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY="test", CONVERSATION_MAX_COUNT=6)
+        ConversationScope(app, store=store)
+
+        @app.post("/begin")
+        def begin() -> dict[str, t.Any]:
+            conversation.begin(
+                id=request.args["id"],
+                nested=bool(request.args.get("nested")),
+                description=request.args.get("d"),
+                timeout=float(request.args.get("timeout", 60)),
+            )
+            conversation["v"] = "x" * int(request.args.get("size", 1))
+            return {"id": conversation.id}
+
+        @app.post("/end")
+        def end() -> str:
+            conversation.end(before_redirect=False)
+            return ""
+
+        @app.get("/list")
+        def listing() -> list[t.Any]:
+            return [repr(i) for i in conversations()]
+
+        rng = random.Random(3)
+        clock.now = 1_700_000_000.0
+        api = ConversationClient(app)
+        tabs = [api.new_tab() for _ in range(4)]
+        seen = []
+        for step in range(60):
+            tab = rng.choice(tabs)
+            clock.advance(rng.choice([0, 1, 20, 45]))
+            action = rng.random()
+            if action < 0.35 or tab.cid is None:
+                nested = "1" if tab.cid and rng.random() < 0.5 else ""
+                tab.post(
+                    f"/begin?id=c{step}&nested={nested}&d=t{rng.randint(0, 9)}"
+                    f"&timeout={rng.choice([30, 60])}&size={rng.randint(1, 40)}"
+                )
+            elif action < 0.45:
+                tab.post("/end")
+            else:
+                rv = tab.get("/list")
+                if rv.status_code == 200:
+                    seen.append(rv.json)
+                else:
+                    seen.append(rv.status_code)
+                    tab.cid = None
+        listed[type(store).__name__] = seen
+    assert listed["RedisStore"] == listed["Unlisted"]
+    assert any(isinstance(page, list) and len(page) > 2 for page in listed["RedisStore"])
