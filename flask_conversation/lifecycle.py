@@ -47,6 +47,7 @@ from .serialization import dump_data
 from .signals import conversation_begun
 from .signals import conversation_destroyed
 from .signals import conversation_ended
+from .stores.base import Acquired
 from .stores.base import CommitBatch
 from .stores.base import ConversationInfo
 from .stores.base import ConversationRecord
@@ -253,26 +254,35 @@ class RequestState:
 
     # -- changing --------------------------------------------------------------
 
-    def _find(self, cid: str) -> Conversation | None:
-        """The live conversation ``cid``, locking its stack if needed."""
+    def _find(self, cid: str, claim: bool = False) -> Conversation | None:
+        """The live conversation ``cid``, locking its stack if needed.
+
+        :param cid: the conversation id.
+        :param claim: if there is none, lock ``cid`` for the new root this
+            request is about to create.
+        """
         if cid in self.active:
             return self.active[cid]
-        namespace = self.namespace()
+        namespace = self.namespace(create=claim)
         if namespace is None or cid in self.deletes:
             return None
         if self.locks:
             # It may be in a stack this request holds: look before locking,
             # or the request would wait for itself.
             chain = self.store.load_chain(namespace, cid)
-            if chain is None or chain[-1].ended:
+            if chain is not None and chain[0].id in self.locks:
+                return None if chain[-1].ended else self._adopt(chain)
+            if chain is None and not claim:
                 return None
-            if chain[0].id in self.locks:
-                return self._adopt(chain)
-        acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+        timeout = self.settings.lock_timeout
+        if claim:
+            acquired: Acquired | None = self.store.claim(namespace, cid, timeout)
+        else:
+            acquired = self.store.acquire(namespace, cid, timeout)
         if acquired is None:
             return None
         self.locks[acquired.root_id] = acquired.token
-        if acquired.chain[-1].ended:
+        if not acquired.chain or acquired.chain[-1].ended:
             return None
         return self._adopt(acquired.chain)
 
@@ -294,7 +304,9 @@ class RequestState:
         if id is not None and (not isinstance(id, str) or CID_RE.fullmatch(id) is None):
             raise ValueError(f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
         if id is not None:
-            existing = self._find(id)
+            # A new root with a natural id: lock it first, so that two
+            # requests creating it see each other's.
+            existing = self._find(id, claim=not conv.long_running)
             if existing is not None:
                 if not join:
                     raise ConversationIdInUse(id)

@@ -102,3 +102,32 @@ def held_locks(app: Flask) -> int:
     if isinstance(client, RedisCluster):
         return len(client.keys(pattern, target_nodes=RedisCluster.PRIMARIES))
     return len(client.keys(pattern))
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "redis"])
+def test_two_requests_creating_one_natural_id(app: Flask, api: ConversationClient) -> None:
+    """The second request waits for the first to create the conversation,
+    then joins it: no count is lost.
+    """
+    entered, release = threading.Event(), threading.Event()
+
+    @app.post("/chat")
+    def chat() -> dict[str, int]:
+        conversation.begin(id="chat", join=True)
+        conversation["n"] = conversation.get("n", 0) + 1
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        return {"n": conversation["n"]}
+
+    api.post("/begin")  # the browser's namespace exists before both requests
+    first, first_out = run(lambda: api.new_tab().post("/chat"))
+    assert entered.wait(5)
+    second, second_out = run(lambda: api.new_tab().post("/chat"))
+    # Without the lock, the second request would finish meanwhile.
+    second.join(0.5)
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert first_out[0].json == {"n": 1}
+    assert second_out[0].json == {"n": 2}

@@ -165,7 +165,9 @@ class Acquired:
 
     :param root_id: the id the lock is keyed by.
     :param token: the lock owner's token, passed back to unlock.
-    :param chain: the records from the root down to the requested one.
+    :param chain: the records from the root down to the requested one;
+        empty when :meth:`ConversationStore.claim` locked an id that does
+        not exist yet.
     :param listing: optional, for a store that read the namespace's
         conversations in the same call (each round trip counts): called
         with the current time, returns a summary of every conversation of
@@ -458,6 +460,33 @@ class ConversationStore:
             self.unlock(namespace, root_id, token)
             return None
         return Acquired(root_id, token, chain)
+
+    def claim(self, namespace: str, cid: str, timeout: float) -> Acquired:
+        """Like :meth:`acquire`, but when there is no live conversation
+        ``cid``, lock ``cid`` as the root of a stack about to be created and
+        return an empty chain, so that two requests creating the same
+        natural id one after the other see each other's.
+
+        :param namespace: the namespace to look in.
+        :param cid: the natural id to join or create.
+        :param timeout: seconds to wait for the lock.
+        :raise BusyConversation: the lock was not free within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            acquired = self.acquire(namespace, cid, timeout)
+            if acquired is not None:
+                return acquired
+            token = self.lock(namespace, cid, max(deadline - time.monotonic(), 0.0))
+            if token is None:
+                raise BusyConversation()
+            # Created while this request waited: join it through its stack.
+            chain = self.load_chain(namespace, cid) if self.shared else None
+            if chain is None:
+                return Acquired(cid, token, [])
+            if chain[0].id == cid:
+                return Acquired(cid, token, chain)
+            self.unlock(namespace, cid, token)
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
         """Apply one request's changes, then release its locks. Records of

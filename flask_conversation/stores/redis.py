@@ -58,19 +58,26 @@ if t.TYPE_CHECKING:  # pragma: no cover
 # (as one JSON text, decoded only if the request lists its namespace).
 #   KEYS[1]  the record key of the requested cid (routes the call)
 #   ARGV     base, cid, now, token ("" to only load), lease in ms, the most
-#            index entries to return
-#   returns  {0} no live chain, {-1} lock busy,
+#            index entries to return, "1" to lock a missing cid as a new root
+#   returns  {0} no live chain, {-1} lock busy, {2} missing cid locked,
 #            {1, index or "", id, value, id, value, ...}
 _CHAIN = """
 local base, now, token, lease = ARGV[1], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local function missing()
+  if ARGV[7] ~= '1' or token == '' then return {0} end
+  if redis.call('SET', base .. 'l:' .. ARGV[2], token, 'NX', 'PX', lease) then
+    return {2}
+  end
+  return {-1}
+end
 local ids, values = {}, {}
 local id = ARGV[2]
 while id do
-  if #ids >= 1024 then return {0} end
+  if #ids >= 1024 then return missing() end
   local value = redis.call('GET', base .. 'c:' .. id)
-  if not value then return {0} end
+  if not value then return missing() end
   local r = cjson.decode(value)
-  if r.a + r.t <= now then return {0} end
+  if r.a + r.t <= now then return missing() end
   ids[#ids + 1] = id
   values[#values + 1] = value
   id = r.p
@@ -585,7 +592,7 @@ class RedisStore(ConversationStore):
         return ConversationRecord.from_dict(namespace, _text(cid), json.loads(value))
 
     def _run_chain(
-        self, namespace: str, cid: str, token: str
+        self, namespace: str, cid: str, token: str, claim: bool = False
     ) -> tuple[int, list[ConversationRecord], t.Any]:
         rv = self._call(
             self._chain,
@@ -597,6 +604,7 @@ class RedisStore(ConversationStore):
                 token,
                 math.ceil(self.lock_lease * 1000),
                 self.listing_limit,
+                "1" if claim else "",
             ],
         )
         status = int(rv[0])
@@ -741,11 +749,29 @@ class RedisStore(ConversationStore):
         :param timeout: seconds to wait for the stack's lock.
         :raise BusyConversation: the lock was not free within ``timeout``.
         """
+        return self._acquire(namespace, cid, timeout, claim=False)
+
+    def claim(self, namespace: str, cid: str, timeout: float) -> Acquired:
+        """:meth:`acquire`, locking a missing ``cid`` as a new root in the
+        same script call.
+
+        :param namespace: the namespace to look in.
+        :param cid: the natural id to join or create.
+        :param timeout: seconds to wait for the lock.
+        :raise BusyConversation: the lock was not free within ``timeout``.
+        """
+        acquired = self._acquire(namespace, cid, timeout, claim=True)
+        assert acquired is not None
+        return acquired
+
+    def _acquire(self, namespace: str, cid: str, timeout: float, claim: bool) -> Acquired | None:
         token = secrets.token_hex(16)
         for _ in _waits(timeout):
-            status, chain, index = self._run_chain(namespace, cid, token)
+            status, chain, index = self._run_chain(namespace, cid, token, claim)
             if status == 0:
                 return None
+            if status == 2:
+                return Acquired(cid, token, [])
             if status == 1:
                 listing = None if index is None else functools.partial(_listing, index)
                 return Acquired(chain[0].id, token, chain, listing)

@@ -148,6 +148,26 @@ def test_acquire_missing_or_expired_locks_nothing(
     store.unlock("ns", "root", token)
 
 
+def test_claim_locks_a_missing_id_or_acquires_an_existing_one(
+    store: ConversationStore, make: Records
+) -> None:
+    claimed = store.claim("ns", "new", 0)
+    assert claimed.root_id == "new" and claimed.chain == []
+    # Whoever else claims or acquires it waits for the creator.
+    with pytest.raises(BusyConversation):
+        store.claim("ns", "new", 0.05)
+    store.save(make("new"))
+    store.unlock("ns", "new", claimed.token)
+    joined = store.claim("ns", "new", 0)
+    assert [r.id for r in joined.chain] == ["new"]
+    store.unlock("ns", joined.root_id, joined.token)
+    store.save(make("kid", make("new")))
+    via_stack = store.claim("ns", "kid", 0)
+    assert via_stack.root_id == "new"
+    assert [r.id for r in via_stack.chain] == ["new", "kid"]
+    store.unlock("ns", "new", via_stack.token)
+
+
 def test_acquire_returns_a_tombstone(store: ConversationStore, make: Records) -> None:
     store.save(make("done", ended=True))
     acquired = store.acquire("ns", "done", 0)
