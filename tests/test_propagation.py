@@ -22,18 +22,22 @@ def two(app: Flask, api: ConversationClient) -> tuple[str, str]:
     return a, b
 
 
-def plain(app: Flask):  # type: ignore[no-untyped-def]
-    # A client that adds nothing by itself.
+def plain(app: Flask, browser: ConversationClient | None = None):  # type: ignore[no-untyped-def]
+    """A client that adds no cid by itself; with ``browser``, it shares that
+    client's cookies (the same browser, another tab).
+    """
     from flask.testing import FlaskClient
 
     app.test_client_class = FlaskClient
-    return app.test_client()
+    client = app.test_client()
+    if browser is not None:
+        client._cookies = browser._cookies
+    return client
 
 
 def test_query_form_header_order(app: Flask, api: ConversationClient, two: tuple[str, str]) -> None:
     a, b = two
-    client = plain(app)
-    client._cookies = api._cookies  # the same browser
+    client = plain(app, api)
     show = "/show"
     assert client.post(f"{show}?cid={a}", data={"cid": b}).json["id"] == a
     assert client.post(show, data={"cid": b}, headers={"X-Conversation-Id": a}).json["id"] == b
@@ -45,8 +49,7 @@ def test_empty_values_count_as_absent(
     app: Flask, api: ConversationClient, two: tuple[str, str]
 ) -> None:
     a, b = two
-    client = plain(app)
-    client._cookies = api._cookies
+    client = plain(app, api)
     assert (
         client.post("/show?cid=", data={"cid": "  "}, headers={"X-Conversation-Id": b}).json["id"]
         == b
@@ -58,8 +61,7 @@ def test_repeated_parameter_uses_first(
     app: Flask, api: ConversationClient, two: tuple[str, str]
 ) -> None:
     a, b = two
-    client = plain(app)
-    client._cookies = api._cookies
+    client = plain(app, api)
     assert client.get(f"/show?cid={b}&cid={a}").json["id"] == b
 
 
@@ -67,8 +69,7 @@ def test_every_method_reads_the_cid(
     app: Flask, api: ConversationClient, two: tuple[str, str]
 ) -> None:
     a, _ = two
-    client = plain(app)
-    client._cookies = api._cookies
+    client = plain(app, api)
     for method in ("get", "post", "put", "patch", "delete"):
         assert getattr(client, method)(f"/show?cid={a}").json["id"] == a
 
@@ -105,8 +106,7 @@ def test_param_name_follows_config(app: Flask, api: ConversationClient) -> None:
     cid = api.post("/begin").json["id"]
     assert api.get("/link").text == f"/show?conv={cid}"
     assert plain(app).get(f"/show?conv={cid}").status_code == 404  # other cookie jar
-    api_plain = plain(app)
-    api_plain._cookies = api._cookies
+    api_plain = plain(app, api)
     assert api_plain.get(f"/show?conv={cid}").json["id"] == cid
 
 
@@ -149,8 +149,7 @@ def test_conversation_field_param_name(app: Flask, api: ConversationClient) -> N
 
 def test_form_field_round_trip(app: Flask, api: ConversationClient) -> None:
     cid = api.post("/begin").json["id"]
-    client = plain(app)
-    client._cookies = api._cookies
+    client = plain(app, api)
     assert client.post("/incr", data={"cid": cid}).json["data"] == {"n": 1}
     assert client.post("/incr", data={"cid": cid}).json["data"] == {"n": 2}
 

@@ -567,21 +567,12 @@ class RedisStore(ConversationStore):
 
     @staticmethod
     def _meta(record: ConversationRecord) -> str:
-        meta: dict[str, t.Any] = {
-            "r": record.root_id,
-            "a": record.last_access,
-            "t": record.timeout,
-            "c": record.created_at,
-            "z": len(record.data.encode()),
-        }
-        if record.parent_id is not None:
-            meta["p"] = record.parent_id
-            meta["h"] = record.depth
-        if record.description is not None:
-            meta["n"] = record.description
-        if record.ended:
-            meta["e"] = 1
-        return json.dumps(meta, separators=(",", ":"))
+        # The record's compact form without its data, plus what the commit
+        # rules and the listing read: the root of every record, and the size.
+        meta = {k: v for k, v in record.to_dict().items() if k != "d"}
+        meta["r"] = record.root_id
+        meta["z"] = len(record.data.encode())
+        return json.dumps(meta, separators=(",", ":"), ensure_ascii=False)
 
     @staticmethod
     def _value(record: ConversationRecord) -> str:
