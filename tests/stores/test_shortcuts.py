@@ -93,7 +93,7 @@ def test_redis_store(redis_client: t.Any) -> None:
     class Reference(RedisStore):
         # Without its earliest expiry, the index always takes the full rules.
         def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
-            self.client.hdel(self.index_key(namespace), "~e")
+            self.client.hdel(self.keys(namespace).meta, "~e")
             return super().commit(namespace, batch)
 
     rng = random.Random(2)

@@ -1,0 +1,135 @@
+"""The metadata text :class:`~flask_conversation.stores.RedisStore` keeps
+for each conversation, apart from its data, so that the scripts read what
+the rules need without decoding any data::
+
+    <last access> <timeout> <ended 0|1> <root> <parent or ~> <created>
+    <depth> <size>[ <description>]
+
+(one line, each part separated by one space).
+
+Times are Python's shortest exact text of a float, which Lua reads back to
+the same number; cids never contain a space or ``~``. The description comes
+last, so that it may contain anything.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import datetime
+from datetime import timezone
+
+from ..base import ConversationInfo
+from ..base import ConversationRecord
+from .keys import HEADER
+
+#: The parent of a root, in the metadata.
+NO_PARENT = "~"
+
+
+def text(value: t.Any) -> str:
+    """A reply value as text, whether or not the client decodes replies.
+
+    :param value: ``bytes`` or ``str``.
+    """
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def size(data: str) -> int:
+    """Bytes of serialized data, as the listing reports them.
+
+    :param data: the serialized data.
+    """
+    return len(data) if data.isascii() else len(data.encode())
+
+
+def pack(record: ConversationRecord) -> str:
+    """The metadata of a record.
+
+    :param record: the record.
+    """
+    meta = (
+        f"{record.last_access!r} {record.timeout!r} {1 if record.ended else 0}"
+        f" {record.root_id} {record.parent_id or NO_PARENT} {record.created_at!r}"
+        f" {record.depth} {size(record.data)}"
+    )
+    if record.description is not None:
+        meta = f"{meta} {record.description}"
+    return meta
+
+
+def _fields(meta: str) -> list[str]:
+    return meta.split(" ", 8)
+
+
+def unpack(namespace: str, cid: str, meta: t.Any, data: t.Any) -> ConversationRecord:
+    """Rebuild a record from its metadata and data.
+
+    :param namespace: the namespace it was found in.
+    :param cid: its id.
+    :param meta: its metadata, as the client returned it.
+    :param data: its data, as the client returned it.
+    """
+    f = _fields(text(meta))
+    return ConversationRecord(
+        id=cid,
+        namespace=namespace,
+        parent_id=None if f[4] == NO_PARENT else f[4],
+        root_id=f[3],
+        depth=int(f[6]),
+        data=text(data),
+        description=f[8] if len(f) > 8 else None,
+        timeout=float(f[1]),
+        created_at=float(f[5]),
+        last_access=float(f[0]),
+        ended=f[2] == "1",
+    )
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def listing(flat: t.Sequence[t.Any], now: float) -> list[ConversationInfo]:
+    """The live conversations of a metadata hash, summarized.
+
+    :param flat: the hash as a flat field/value sequence.
+    :param now: the current time.
+    """
+    rv = []
+    for i in range(0, len(flat), 2):
+        cid = text(flat[i])
+        if cid.startswith(HEADER):
+            continue
+        f = _fields(text(flat[i + 1]))
+        last_access = float(f[0])
+        expires_at = last_access + float(f[1])
+        if f[2] == "1" or expires_at <= now:
+            continue
+        rv.append(
+            ConversationInfo(
+                id=cid,
+                description=f[8] if len(f) > 8 else None,
+                parent_id=None if f[4] == NO_PARENT else f[4],
+                depth=int(f[6]),
+                created_at=_utc(float(f[5])),
+                last_access=_utc(last_access),
+                expires_at=_utc(expires_at),
+                size=int(f[7]),
+            )
+        )
+    return rv
+
+
+def live_count(flat: t.Sequence[t.Any], now: float) -> int:
+    """How many conversations of a metadata hash have not expired.
+
+    :param flat: the hash as a flat field/value sequence.
+    :param now: the current time.
+    """
+    count = 0
+    for i in range(0, len(flat), 2):
+        if text(flat[i]).startswith(HEADER):
+            continue
+        f = _fields(text(flat[i + 1]))
+        count += float(f[0]) + float(f[1]) > now
+    return count
