@@ -574,3 +574,109 @@ def test_chosen_by_config(
     finally:
         if as_url:
             store.client.close()
+
+
+# -- lock waits, scripts ------------------------------------------------------------
+
+
+def _script_calls(server: RedisServer) -> int:
+    stats = server.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
+    )
+
+
+@pytest.mark.parametrize("how", ["acquire", "claim", "lock"])
+def test_waiting_for_a_lock_asks_at_most_20_times_a_second(
+    redis_server: RedisServer, redis_client: redis.Redis, make: Records, how: str
+) -> None:
+    """Counted by the server: the script calls a request makes while another
+    request holds the stack, over a wait of more than a second.
+    """
+    holder = RedisStore(redis_client, clock=make.clock)
+    waiter = RedisStore(redis_server.client(), clock=make.clock)
+    holder.save(make("root"))
+    token = holder.lock("ns", "root", 0)
+    assert token is not None
+    waits: dict[str, t.Callable[[], t.Any]] = {
+        "acquire": lambda: waiter.acquire("ns", "root", 1.5),
+        "claim": lambda: waiter.claim("ns", "root", 1.5),
+        "lock": lambda: waiter.lock("ns", "root", 1.5),
+    }
+    try:
+        before = _script_calls(redis_server)
+        started = time.monotonic()
+        if how == "lock":
+            assert waits[how]() is None
+        else:
+            with pytest.raises(BusyConversation):
+                waits[how]()
+        elapsed = time.monotonic() - started
+        calls = _script_calls(redis_server) - before
+        # It did keep asking, and never more than about 20 times a second.
+        assert 10 <= calls <= 20 * elapsed + 1, (calls, elapsed)
+        # Released, the lock is the waiter's at once.
+        holder.unlock("ns", "root", token)
+        assert waiter.acquire("ns", "root", 1.5) is not None
+    finally:
+        waiter.client.close()
+
+
+def test_load_chain_is_one_round_trip_and_locks_nothing(
+    deployment: tuple[list[RedisServer], redis.Redis | RedisCluster],
+    commands: CommandLog,
+    make: Records,
+) -> None:
+    store = RedisStore(deployment[1], clock=make.clock)
+    root = make("root")
+    child = make("child", root)
+    for record in (root, make("other"), child, make("grandchild", child)):
+        store.save(record)
+    store.load_chain("ns", "grandchild")  # loads the script into the servers
+    commands.take()
+    for _ in range(3):
+        chain = store.load_chain("ns", "grandchild")
+        assert chain is not None and [r.id for r in chain] == ["root", "child", "grandchild"]
+        assert commands.take() == ["EVALSHA"]
+    assert store.load_chain("ns", "other-missing") is None
+    assert commands.take() == ["EVALSHA"]
+    # Nothing was locked: the stack is free.
+    acquired = store.acquire("ns", "child", 0)
+    assert acquired is not None and [r.id for r in acquired.chain] == ["root", "child"]
+    # A read does not wait for the lock, and sees the last committed state.
+    chain = store.load_chain("ns", "grandchild")
+    assert chain is not None and chain[-1] == store.load("ns", "grandchild")
+
+
+def test_scripts_ship_as_package_data_with_headers() -> None:
+    """Every script is a ``.lua`` file of the package, read with
+    :mod:`importlib.resources`, and starts by stating its keys, arguments
+    and replies; every key it touches is one of its ``KEYS``.
+    """
+    import importlib.resources
+    import re
+
+    from flask_conversation.stores.redis.scripts import NAMES
+    from flask_conversation.stores.redis.scripts import source
+
+    files = importlib.resources.files("flask_conversation.stores.redis") / "lua"
+    found = sorted(p.name for p in files.iterdir() if p.name.endswith(".lua"))
+    assert found == sorted([f"{name}.lua" for name in (*NAMES, "common")])
+    for name in NAMES:
+        text = (files / f"{name}.lua").read_text("utf-8")
+        header = text.split("\n\n")[0] + text.split("\n\n")[1]
+        assert "KEYS[1]" in header and "Returns" in header, name
+        # Keys only ever come from KEYS (or the helpers, which get them
+        # passed): no key is built from a string inside a script.
+        for call in re.findall(r"redis\.call\('(\w+)', ([^,)]+)", source(name)):
+            assert call[1].strip() in {
+                "meta_key",
+                "data_key",
+                "registry",
+                "key",
+                "KEYS[1]",
+                "KEYS[2]",
+            }, (
+                name,
+                call,
+            )
