@@ -16,12 +16,12 @@ import typing as t
 from ...errors import BusyConversation
 from ...errors import ConversationStoreError
 from ...serialization import Serializer
-from ..base import Acquired
-from ..base import CommitBatch
-from ..base import ConversationRecord
 from ..base import ConversationStore
-from ..base import Destroyed
 from ..base import system_clock
+from ..records import Acquired
+from ..records import CommitBatch
+from ..records import ConversationRecord
+from ..records import Destroyed
 from . import codec
 from .keys import namespace_keys
 from .keys import NamespaceKeys
@@ -106,7 +106,7 @@ class RedisStore(ConversationStore):
     native_expiry = True
 
     #: A lock comes with the namespace's metadata (for
-    #: :attr:`~.base.Acquired.listing`) while the namespace holds at most
+    #: :attr:`~.records.Acquired.listing`) while the namespace holds at most
     #: this many conversations; a larger one is listed by its own call.
     listing_limit = 32
 
@@ -372,7 +372,7 @@ class RedisStore(ConversationStore):
         raise BusyConversation()
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
-        """Apply the rules of :func:`~.base.plan_commit` inside Redis
+        """Apply the rules of :func:`~.rules.plan_commit` inside Redis
         (drop expired records, delete ended subtrees, evict least recently
         used stacks, write) and release the batch's locks, in one atomic
         script call. The rules run where the data is, so they see every

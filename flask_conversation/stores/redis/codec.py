@@ -15,11 +15,11 @@ last, so that it may contain anything.
 from __future__ import annotations
 
 import typing as t
-from datetime import datetime
-from datetime import timezone
 
-from ..base import ConversationInfo
-from ..base import ConversationRecord
+from ..records import ConversationInfo
+from ..records import ConversationRecord
+from ..records import expiry
+from ..records import utc
 from .keys import HEADER
 
 #: The parent of a root, in the metadata.
@@ -85,10 +85,6 @@ def unpack(namespace: str, cid: str, meta: t.Any, data: t.Any) -> ConversationRe
     )
 
 
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
-
-
 def listing(flat: t.Sequence[t.Any], now: float) -> list[ConversationInfo]:
     """The live conversations of a metadata hash, summarized.
 
@@ -102,7 +98,7 @@ def listing(flat: t.Sequence[t.Any], now: float) -> list[ConversationInfo]:
             continue
         f = _fields(text(flat[i + 1]))
         last_access = float(f[0])
-        expires_at = last_access + float(f[1])
+        expires_at = expiry(last_access, float(f[1]))
         if f[2] == "1" or expires_at <= now:
             continue
         rv.append(
@@ -111,9 +107,9 @@ def listing(flat: t.Sequence[t.Any], now: float) -> list[ConversationInfo]:
                 description=f[8] if len(f) > 8 else None,
                 parent_id=None if f[4] == NO_PARENT else f[4],
                 depth=int(f[6]),
-                created_at=_utc(float(f[5])),
-                last_access=_utc(last_access),
-                expires_at=_utc(expires_at),
+                created_at=utc(float(f[5])),
+                last_access=utc(last_access),
+                expires_at=utc(expires_at),
                 size=int(f[7]),
             )
         )
@@ -131,5 +127,5 @@ def live_count(flat: t.Sequence[t.Any], now: float) -> int:
         if text(flat[i]).startswith(HEADER):
             continue
         f = _fields(text(flat[i + 1]))
-        count += float(f[0]) + float(f[1]) > now
+        count += expiry(float(f[0]), float(f[1])) > now
     return count
