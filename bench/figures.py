@@ -97,7 +97,9 @@ def hiredis_installed() -> bool:
 
 
 def _step(app: Flask, cid: str, cookie: str, param: str = "cid") -> t.Callable[[], None]:
-    environ, _ = prepare(app, "/step", query={param: cid}, cookie=f"session={cookie}")
+    environ, _ = prepare(
+        app, "/step", query={param: cid}, cookie=f"session={cookie}" if cookie else None
+    )
     return caller(app, environ, expect_header=HEADER if param == "cid" else None)
 
 
@@ -201,19 +203,23 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
     :param ctx: the run's context.
     :param bookings: how many bookings the user has open, one row each.
     """
-    what = "read+write, RedisStore (cookie session holds the namespace)"
+    what = "read+write, RedisStore"
     why = redis_missing(ctx)
     if why:
         return [skipped("3", what, why)]
-    runs = [(n, True) for n in bookings]
+    # (bookings open, hiredis, namespace from a loader instead of the session)
+    runs = [(n, True, False) for n in bookings]
     if hiredis_installed():
-        runs.append((bookings[0], False))
+        runs.append((bookings[0], False, False))
+    runs.append((bookings[0], True, True))
     rows = []
-    for open_bookings, with_hiredis in runs:
+    for open_bookings, with_hiredis, loader in runs:
         tabs = apps.tabs_app(session_redis=ctx.redis_client(with_hiredis))
         tab_id, tab_cookie = apps.start(tabs)
-        prefix = f"bench3-{open_bookings}-{with_hiredis}:"
-        conv = apps.conversation_app(_redis_store(ctx, prefix, with_hiredis))
+        prefix = f"bench3-{open_bookings}-{with_hiredis}-{loader}:"
+        conv = apps.conversation_app(
+            _redis_store(ctx, prefix, with_hiredis), namespace="bench-user" if loader else None
+        )
         cid, cookie = apps.start(conv)
         for _ in range(open_bookings - 1):
             _, tab_cookie = apps.start(tabs, tab_cookie)
@@ -221,6 +227,9 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
         suffix = "" if open_bookings == 1 else f", {open_bookings} bookings open"
         if not with_hiredis:
             suffix += ", without hiredis"
+        if loader:
+            # What the session cookie costs: the same request without it.
+            suffix = ", namespace from a loader, no session cookie (informative)"
         with ctx.off_redis_cpu():
             comparison = compare(
                 _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
@@ -234,10 +243,12 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
                 what + suffix,
                 "Flask-Session Redis, hand-rolled tabs dict",
                 comparison,
-                1.0 if open_bookings == bookings[0] and with_hiredis else None,
+                1.0 if (open_bookings, with_hiredis, loader) == runs[0] else None,
             )
         )
-        rows[-1].extra.update(bookings=open_bookings, hiredis=with_hiredis, redis_cpu=ctx.redis_cpu)
+        rows[-1].extra.update(
+            bookings=open_bookings, hiredis=with_hiredis, loader=loader, redis_cpu=ctx.redis_cpu
+        )
     return rows
 
 
