@@ -389,16 +389,22 @@ class RedisStore(ConversationStore):
                 self._unlock(namespace, batch.unlock)
             return []
         keys = self.keys(namespace)
+        saves = batch.saves
+        expiries = [r.expires_at for r in saves]
         args: list[t.Any] = [
             repr(float(self.clock())),
             namespace,
             batch.max_count,
+            repr(min(expiries)) if saves else "",
+            repr(max(expiries)) if saves else "",
             len(batch.keep_roots),
             *batch.keep_roots,
-            len(batch.saves),
+            len(saves),
         ]
-        for r in batch.saves:
-            args += (r.id, codec.pack(r), r.data)
+        for r in saves:
+            args += (r.id, codec.pack(r))
+        for r in saves:
+            args += (r.id, r.data)
         args.append(len(batch.deletes))
         for cid, reason in batch.deletes.items():
             args += (cid, reason or "")

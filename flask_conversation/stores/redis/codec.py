@@ -2,14 +2,16 @@
 for each conversation, apart from its data, so that the scripts read what
 the rules need without decoding any data::
 
-    <last access> <timeout> <ended 0|1> <root> <parent or ~> <created>
-    <depth> <size>[ <description>]
+    <expires> <ended 0|1> <root> <parent or ~> <last access> <timeout>
+    <created> <depth> <size>[ <description>]
 
 (one line, each part separated by one space).
 
-Times are Python's shortest exact text of a float, which Lua reads back to
-the same number; cids never contain a space or ``~``. The description comes
-last, so that it may contain anything.
+What the scripts read comes first. Times are Python's shortest exact text
+of a float, which Lua reads back to the same number, so the scripts compare
+the very expiry :func:`~flask_conversation.stores.records.expiry` computed;
+cids never contain a space or ``~``. The description comes last, so that it
+may contain anything.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ def pack(record: ConversationRecord) -> str:
     :param record: the record.
     """
     meta = (
-        f"{record.last_access!r} {record.timeout!r} {1 if record.ended else 0}"
-        f" {record.root_id} {record.parent_id or NO_PARENT} {record.created_at!r}"
-        f" {record.depth} {size(record.data)}"
+        f"{record.expires_at!r} {1 if record.ended else 0} {record.root_id}"
+        f" {record.parent_id or NO_PARENT} {record.last_access!r} {record.timeout!r}"
+        f" {record.created_at!r} {record.depth} {size(record.data)}"
     )
     if record.description is not None:
         meta = f"{meta} {record.description}"
@@ -58,7 +60,7 @@ def pack(record: ConversationRecord) -> str:
 
 
 def _fields(meta: str) -> list[str]:
-    return meta.split(" ", 8)
+    return meta.split(" ", 9)
 
 
 def unpack(namespace: str, cid: str, meta: t.Any, data: t.Any) -> ConversationRecord:
@@ -73,15 +75,15 @@ def unpack(namespace: str, cid: str, meta: t.Any, data: t.Any) -> ConversationRe
     return ConversationRecord(
         id=cid,
         namespace=namespace,
-        parent_id=None if f[4] == NO_PARENT else f[4],
-        root_id=f[3],
-        depth=int(f[6]),
+        parent_id=None if f[3] == NO_PARENT else f[3],
+        root_id=f[2],
+        depth=int(f[7]),
         data=text(data),
-        description=f[8] if len(f) > 8 else None,
-        timeout=float(f[1]),
-        created_at=float(f[5]),
-        last_access=float(f[0]),
-        ended=f[2] == "1",
+        description=f[9] if len(f) > 9 else None,
+        timeout=float(f[5]),
+        created_at=float(f[6]),
+        last_access=float(f[4]),
+        ended=f[1] == "1",
     )
 
 
@@ -97,20 +99,20 @@ def listing(flat: t.Sequence[t.Any], now: float) -> list[ConversationInfo]:
         if cid.startswith(HEADER):
             continue
         f = _fields(text(flat[i + 1]))
-        last_access = float(f[0])
-        expires_at = expiry(last_access, float(f[1]))
-        if f[2] == "1" or expires_at <= now:
+        last_access = float(f[4])
+        expires_at = expiry(last_access, float(f[5]))
+        if f[1] == "1" or expires_at <= now:
             continue
         rv.append(
             ConversationInfo(
                 id=cid,
-                description=f[8] if len(f) > 8 else None,
-                parent_id=None if f[4] == NO_PARENT else f[4],
-                depth=int(f[6]),
-                created_at=utc(float(f[5])),
+                description=f[9] if len(f) > 9 else None,
+                parent_id=None if f[3] == NO_PARENT else f[3],
+                depth=int(f[7]),
+                created_at=utc(float(f[6])),
                 last_access=utc(last_access),
                 expires_at=utc(expires_at),
-                size=int(f[7]),
+                size=int(f[8]),
             )
         )
     return rv
@@ -127,5 +129,5 @@ def live_count(flat: t.Sequence[t.Any], now: float) -> int:
         if text(flat[i]).startswith(HEADER):
             continue
         f = _fields(text(flat[i + 1]))
-        count += expiry(float(f[0]), float(f[1])) > now
+        count += expiry(float(f[4]), float(f[5])) > now
     return count

@@ -19,10 +19,10 @@
 --   {BUSY}      another owner holds the stack's lock
 --   {LOCKED}    LOCK mode, or CLAIM of a missing cid: the lock is taken
 --   {FOUND, whole, metadata, id, data, id, data, ...}
---               the chain, root first; metadata is a flat field/value array:
---               of the whole metadata hash when whole is 1 (the mode locks
---               and the namespace is small enough, see ARGV[6]), else of the
---               chain's conversations only.
+--               the chain, root first; metadata is a flat cid/metadata array:
+--               of every conversation of the namespace when whole is 1 (the
+--               mode locks and the namespace is small enough, see ARGV[6]),
+--               else of the chain's conversations only.
 
 local meta_key, data_key = KEYS[1], KEYS[2]
 local cid, now, mode, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -31,7 +31,7 @@ local lease, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
 -- Take the lock of stack root; false if a live lease of another owner has it.
 local function lock(root, keep)
   local ms = millis()
-  local field, value = LOCK .. root, token .. ' ' .. exact(ms + lease)
+  local field, value = LOCK .. root, string.format('%s %d', token, ms + lease)
   if redis.call('HSETNX', meta_key, field, value) == 0 then
     local held = redis.call('HGET', meta_key, field)
     if tonumber(string.match(held, ' (%S+)$')) > ms then return false end
@@ -50,16 +50,25 @@ end
 
 -- The metadata: all of it for a small namespace (which the listing uses),
 -- else the chain's, one field at a time.
-local listed, metas, keep = {}, {}, nil
+local listed, metas, keep, whole = {}, {}, nil, false
 local function lookup(id)
   if metas[id] == nil then metas[id] = redis.call('HGET', meta_key, id) end
   return metas[id]
 end
 if mode ~= MODE_READ and redis.call('HLEN', data_key) <= limit then
-  listed = redis.call('HGETALL', meta_key)
-  for i = 1, #listed, 2 do metas[listed[i]] = listed[i + 1] end
+  -- Only the conversations go back: every value sent costs Redis time.
+  local flat = redis.call('HGETALL', meta_key)
+  for i = 1, #flat, 2 do
+    local field, value = flat[i], flat[i + 1]
+    metas[field] = value
+    if string.byte(field) ~= TILDE then
+      listed[#listed + 1] = field
+      listed[#listed + 1] = value
+    end
+  end
   metas[cid] = metas[cid] or false
   keep = metas[KEEP] or nil
+  whole = true
 else
   local head = redis.call('HMGET', meta_key, cid, KEEP)
   metas[cid] = head[1]
@@ -77,7 +86,7 @@ local ids, id = {}, cid
 while id ~= '~' do
   local meta = lookup(id)
   if not meta or #ids >= 1024 then return absent() end
-  local expires, _, _, parent = parse(meta)
+  local expires, parent = link_of(meta)
   if expires <= now then return absent() end
   ids[#ids + 1] = id
   id = parent
@@ -86,8 +95,8 @@ end
 if mode ~= MODE_READ and not lock(ids[#ids], keep) then return {BUSY} end
 
 local data = redis.call('HMGET', data_key, unpack(ids))
-local out = {FOUND, #listed > 0 and 1 or 0, listed}
-if #listed == 0 then
+local out = {FOUND, whole and 1 or 0, listed}
+if not whole then
   for i = #ids, 1, -1 do
     listed[#listed + 1] = ids[i]
     listed[#listed + 1] = metas[ids[i]]

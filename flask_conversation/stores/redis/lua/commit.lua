@@ -14,9 +14,11 @@
 -- ARGV[1]  now, by the store's clock (seconds)
 -- ARGV[2]  the namespace, as the registry lists it
 -- ARGV[3]  max_count
--- ARGV[4...] counted lists, each a count then its items:
+-- ARGV[4]  the earliest expiry of the saves ("" without saves)
+-- ARGV[5]  the latest expiry of the saves ("" without saves)
+-- ARGV[6...] counted lists, each a count n then its items:
 --          keep roots: root...
---          saves: (cid, metadata, data)...
+--          saves: (cid, metadata)... then (cid, data)... (2n pairs)
 --          deletes: (cid, reason or "" to report nothing)...
 --          unlocks: (root, owner token)...
 --
@@ -30,77 +32,57 @@
 
 local meta_key, data_key, registry = KEYS[1], KEYS[2], KEYS[3]
 local now, namespace, max_count = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local low, high = tonumber(ARGV[4]), tonumber(ARGV[5])
 
-local at = 4
-local function take(width)
-  local list, n = {}, tonumber(ARGV[at])
-  at = at + 1
-  for _ = 1, n do
-    if width == 1 then
-      list[#list + 1] = ARGV[at]
-    else
-      local item = {}
-      for j = 1, width do item[j] = ARGV[at + j - 1] end
-      list[#list + 1] = item
-    end
-    at = at + width
-  end
-  return list
-end
-local keep_roots, saves, deletes, unlocks = take(1), take(3), take(2), take(2)
+-- Where each list starts in ARGV, and its length: the items are read in
+-- place, so that the common commit builds no tables.
+local keeps_at = 7
+local keeps_n = tonumber(ARGV[6])
+local saves_n = tonumber(ARGV[keeps_at + keeps_n])
+local metas_at = keeps_at + keeps_n + 1
+local datas_at = metas_at + 2 * saves_n
+local deletes_n = tonumber(ARGV[datas_at + 2 * saves_n])
+local deletes_at = datas_at + 2 * saves_n + 1
+local unlocks_n = tonumber(ARGV[deletes_at + 2 * deletes_n])
+local unlocks_at = deletes_at + 2 * deletes_n + 1
 
 -- Fields are written and removed in slices, so that no call gets more
 -- arguments than Lua can pass.
-local function each_slice(list, fn)
-  for first = 1, #list, 1000 do
-    fn(unpack(list, first, math.min(first + 999, #list)))
+local function slices(command, key, list, first, last)
+  for i = first, last, 1000 do
+    redis.call(command, key, unpack(list, i, math.min(i + 999, last)))
   end
 end
-local function hdel(key, fields)
-  each_slice(fields, function(...) redis.call('HDEL', key, ...) end)
-end
-local function hset(key, pairs)
-  -- pairs is flat (field, value, ...): slices of 1000 keep pairs whole.
-  each_slice(pairs, function(...) redis.call('HSET', key, ...) end)
-end
 
--- One read for the locks, the header and whether each save exists.
+-- One read for the header, the locks and whether each save exists.
 local fields = {EARLIEST, KEEP}
-for _, u in ipairs(unlocks) do fields[#fields + 1] = LOCK .. u[1] end
-for _, s in ipairs(saves) do fields[#fields + 1] = s[1] end
+for i = unlocks_at, unlocks_at + 2 * unlocks_n - 1, 2 do fields[#fields + 1] = LOCK .. ARGV[i] end
+for i = metas_at, datas_at - 1, 2 do fields[#fields + 1] = ARGV[i] end
 local got = redis.call('HMGET', meta_key, unpack(fields))
-local earliest, keep = tonumber(got[1]), got[2] and tonumber(got[2])
+local earliest, keep = tonumber(got[1]), tonumber(got[2])
 
-local ms = millis()
 local held, lost = {}, nil
-for i, u in ipairs(unlocks) do
-  if owns(got[2 + i], u[2], ms) then held[#held + 1] = LOCK .. u[1] else lost = lost or u[1] end
+if unlocks_n > 0 then
+  local ms = millis()
+  for j = 1, unlocks_n do
+    local root = ARGV[unlocks_at + 2 * j - 2]
+    if owns(got[2 + j], ARGV[unlocks_at + 2 * j - 1], ms) then
+      held[#held + 1] = LOCK .. root
+    else
+      lost = lost or root
+    end
+  end
 end
 if lost then
-  hdel(meta_key, held)
+  if #held > 0 then slices('HDEL', meta_key, held, 1, #held) end
   return {LEASE_LOST, lost}
 end
 
-local saving, low, high = {}, nil, nil
-local meta_pairs, data_pairs = {}, {}
-for _, s in ipairs(saves) do
-  local expires, ended, root, parent, access = parse(s[2])
-  saving[s[1]] = {x = expires, e = ended, r = root, p = parent, a = access}
-  if not low or expires < low then low = expires end
-  if not high or expires > high then high = expires end
-end
-
--- Write the batch's records that the rules keep (by id), the header, then
--- release the locks.
+-- Write the header and the saves (all of them, or those kept[cid]), then
+-- release the locks. new_high is the latest expiry left in the namespace,
+-- nil when none is left.
 local function write(kept, new_earliest, new_high)
-  for _, s in ipairs(saves) do
-    if kept[s[1]] then
-      meta_pairs[#meta_pairs + 1] = s[1]
-      meta_pairs[#meta_pairs + 1] = s[2]
-      data_pairs[#data_pairs + 1] = s[1]
-      data_pairs[#data_pairs + 1] = s[3]
-    end
-  end
+  local extra = {}
   local until_ = nil
   if new_high == nil then
     -- No conversation left: nothing to keep, nothing to register.
@@ -109,36 +91,53 @@ local function write(kept, new_earliest, new_high)
     redis.call('ZREM', registry, namespace)
   else
     if new_earliest ~= earliest then
-      meta_pairs[#meta_pairs + 1] = EARLIEST
-      meta_pairs[#meta_pairs + 1] = exact(new_earliest)
+      extra[#extra + 1] = EARLIEST
+      extra[#extra + 1] = exact(new_earliest)
     end
     if not keep or new_high > keep then
       until_ = keep_until(new_high, now)
-      meta_pairs[#meta_pairs + 1] = KEEP
-      meta_pairs[#meta_pairs + 1] = exact(until_)
+      extra[#extra + 1] = KEEP
+      extra[#extra + 1] = exact(until_)
     end
   end
-  if #meta_pairs > 0 then hset(meta_key, meta_pairs) end
-  if #data_pairs > 0 then hset(data_key, data_pairs) end
+  if saves_n > 0 and not kept then
+    slices('HSET', meta_key, ARGV, metas_at, datas_at - 1)
+    slices('HSET', data_key, ARGV, datas_at, datas_at + 2 * saves_n - 1)
+  elseif saves_n > 0 then
+    local metas, datas = {}, {}
+    for j = 0, saves_n - 1 do
+      local cid = ARGV[metas_at + 2 * j]
+      if kept[cid] then
+        metas[#metas + 1] = cid
+        metas[#metas + 1] = ARGV[metas_at + 2 * j + 1]
+        datas[#datas + 1] = cid
+        datas[#datas + 1] = ARGV[datas_at + 2 * j + 1]
+      end
+    end
+    if #metas > 0 then
+      slices('HSET', meta_key, metas, 1, #metas)
+      slices('HSET', data_key, datas, 1, #datas)
+    end
+  end
+  if #extra > 0 then redis.call('HSET', meta_key, unpack(extra)) end
   if until_ then extend(meta_key, data_key, registry, namespace, keep, until_, now) end
-  hdel(meta_key, held)
+  if #held > 0 then slices('HDEL', meta_key, held, 1, #held) end
 end
 
--- The shortcut: nothing to delete, nothing expired, everything fits.
-if #deletes == 0 and #saves > 0 then
+-- The shortcut (rules.only_saves): nothing to delete, nothing expired,
+-- everything fits.
+if deletes_n == 0 and saves_n > 0 then
   local before = redis.call('HLEN', data_key)
   if before == 0 or (earliest and earliest > now) then
     local count = before
-    for i = 1, #saves do
-      if not got[2 + #unlocks + i] then count = count + 1 end
+    for j = 1, saves_n do
+      if not got[2 + unlocks_n + j] then count = count + 1 end
     end
     if count <= max_count then
-      local all = {}
-      for _, s in ipairs(saves) do all[s[1]] = true end
       -- Renewing moves expiries later: the bound stays a bound.
       local new_earliest = low
       if before > 0 and earliest < low then new_earliest = earliest end
-      write(all, new_earliest, high)
+      write(nil, new_earliest, high)
       return {COMMITTED}
     end
   end
@@ -154,6 +153,12 @@ for i = 1, #flat, 2 do
     records[id] = {x = expires, e = ended, r = root, p = parent, a = access}
     order[#order + 1] = id
   end
+end
+
+local saving = {}
+for j = 0, saves_n - 1 do
+  local expires, ended, root, parent, access = parse(ARGV[metas_at + 2 * j + 1])
+  saving[ARGV[metas_at + 2 * j]] = {x = expires, e = ended, r = root, p = parent, a = access}
 end
 
 local delete, destroyed, gone = {}, {}, {}
@@ -187,9 +192,13 @@ end
 for _, id in ipairs(order) do
   if records[id] then link(id, records[id]) end
 end
-for _, s in ipairs(saves) do link(s[1], saving[s[1]]) end
+for j = 0, saves_n - 1 do
+  local cid = ARGV[metas_at + 2 * j]
+  link(cid, saving[cid])
+end
 
-for _, d in ipairs(deletes) do
+for j = 0, deletes_n - 1 do
+  local d = {ARGV[deletes_at + 2 * j], ARGV[deletes_at + 2 * j + 1]}
   local pending = {d[1]}
   while #pending > 0 do
     local current = table.remove(pending)
@@ -203,7 +212,7 @@ for _, d in ipairs(deletes) do
   end
 end
 
-for _, s in ipairs(saves) do records[s[1]] = saving[s[1]] end
+for cid, r in pairs(saving) do records[cid] = r end
 
 local live, stacks = 0, {}
 local function tally(id, r)
@@ -220,14 +229,15 @@ end
 for _, id in ipairs(order) do
   if records[id] and not saving[id] then tally(id, records[id]) end
 end
-for _, s in ipairs(saves) do
-  if records[s[1]] then tally(s[1], records[s[1]]) end
+for j = 0, saves_n - 1 do
+  local cid = ARGV[metas_at + 2 * j]
+  if records[cid] then tally(cid, records[cid]) end
 end
 
 local excess = live - max_count
 if excess > 0 then
   local keep_root = {}
-  for _, root in ipairs(keep_roots) do keep_root[root] = true end
+  for i = keeps_at, keeps_at + keeps_n - 1 do keep_root[ARGV[i]] = true end
   local candidates = {}
   for root, stack in pairs(stacks) do
     if not keep_root[root] then candidates[#candidates + 1] = stack end
@@ -243,8 +253,10 @@ if excess > 0 then
   end
 end
 
-hdel(meta_key, delete)
-hdel(data_key, delete)
+if #delete > 0 then
+  slices('HDEL', meta_key, delete, 1, #delete)
+  slices('HDEL', data_key, delete, 1, #delete)
+end
 local new_earliest, new_high = nil, nil
 for _, r in pairs(records) do
   if not new_earliest or r.x < new_earliest then new_earliest = r.x end

@@ -2,9 +2,9 @@
 -- registered, after the status constants (see scripts.py).
 --
 -- A namespace's metadata hash holds, per conversation, one field named by
--- its cid whose value is
+-- its cid whose value is (see codec.py)
 --
---   <last access> <timeout> <ended 0|1> <root> <parent or ~> <created> <depth> <size>[ <description>]
+--   <expires> <ended 0|1> <root> <parent or ~> <last access> <timeout> <created> <depth> <size>[ <description>]
 --
 -- and fields that start with "~", which no cid contains:
 --
@@ -14,6 +14,8 @@
 --   ~l<root>   the lock of a stack: "<owner token> <deadline, ms of Redis time>"
 
 local EARLIEST, KEEP, LOCK = '~e', '~x', '~l'
+-- The byte every non-conversation field starts with.
+local TILDE = string.byte('~')
 -- Namespace keys outlive their last conversation by this much at most
 -- (seconds), so that their expiry and the registry are not written on
 -- every commit.
@@ -22,8 +24,15 @@ local SLACK = 60
 -- When a metadata value expires (store clock), whether it is a one-request
 -- survivor, its root, its parent ("~" for a root) and its last access.
 local function parse(meta)
-  local a, t, e, r, p = string.match(meta, '^(%S+) (%S+) (%S) (%S+) (%S+)')
-  return tonumber(a) + tonumber(t), e == '1', r, p, tonumber(a)
+  local x, e, r, p, a = string.match(meta, '^(%S+) (%S) (%S+) (%S+) (%S+)')
+  return tonumber(x), e == '1', r, p, tonumber(a)
+end
+
+-- What following a chain needs of a metadata value: when it expires and
+-- its parent.
+local function link_of(meta)
+  local x, p = string.match(meta, '^(%S+) %S %S+ (%S+)')
+  return tonumber(x), p
 end
 
 -- Milliseconds of Redis time: leases never use the store's clock.
@@ -34,7 +43,7 @@ end
 
 -- Whether a lock value is held by token and its lease has not run out.
 local function owns(value, token, ms)
-  if not value or string.sub(value, 1, #token + 1) ~= token .. ' ' then return false end
+  if not value or string.sub(value, 1, #token) ~= token then return false end
   return tonumber(string.sub(value, #token + 2)) > ms
 end
 
