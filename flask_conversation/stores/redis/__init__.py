@@ -13,6 +13,8 @@ import secrets
 import time
 import typing as t
 
+import redis.exceptions
+
 from ...errors import BusyConversation
 from ...errors import ConversationStoreError
 from ...serialization import Serializer
@@ -33,8 +35,10 @@ from .scripts import Reply
 from .scripts import Scripts
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    import redis
     import redis.cluster
+
+#: What the client raises when Redis fails or cannot be reached.
+_REDIS_ERRORS = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
 
 
 class RedisStore(ConversationStore):
@@ -142,8 +146,6 @@ class RedisStore(ConversationStore):
             options such as ``socket_timeout`` go in its query string.
         :param kwargs: passed to :class:`RedisStore`.
         """
-        import redis
-
         return cls(redis.Redis.from_url(url), **kwargs)
 
     # -- keys ------------------------------------------------------------------
@@ -165,11 +167,9 @@ class RedisStore(ConversationStore):
     # -- helpers ---------------------------------------------------------------
 
     def _call(self, fn: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
-        import redis.exceptions
-
         try:
             return fn(*args, **kwargs)
-        except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as e:
+        except _REDIS_ERRORS as e:
             raise ConversationStoreError(f"Redis: {type(e).__name__}: {e}") from e
 
     def _run_acquire(self, namespace: str, cid: str, mode: Mode, token: str) -> t.Any:
