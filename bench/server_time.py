@@ -72,13 +72,30 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
     cid, cookie = apps.start(conv)
     base_call = _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM)
     subj_call = _step(conv, cid, cookie)
+    # The floor of two script calls: what two calls that do nothing cost
+    # the server, next to a GET and a SET of a session-sized value.
+    client = ctx.redis_client()
+    nothing = client.register_script("return 1")
+    value = b"x" * 300
+
+    def empty_scripts() -> None:
+        nothing(keys=["bench8:floor"])
+        nothing(keys=["bench8:floor"])
+
+    def get_set() -> None:
+        client.get("bench8:session")
+        client.set("bench8:session", value, ex=3600)
+
     base: list[tuple[float, float]] = []
     subj: list[tuple[float, float]] = []
+    floor: list[tuple[float, float]] = []
+    plain: list[tuple[float, float]] = []
     with ctx.off_redis_cpu():
         for i in range(rounds):
-            order = [(base, base_call), (subj, subj_call)]
+            order = [(base, base_call), (subj, subj_call), (plain, get_set), (floor, empty_scripts)]
             for into, call in order if i % 2 == 0 else order[::-1]:
                 into.append(_measure(ctx, call, requests))
+    client.close()
     ratios = [s[0] / b[0] for s, b in zip(subj, base, strict=True)]
     cpu_ratios = [s[1] / b[1] for s, b in zip(subj, base, strict=True)]
     b_us = statistics.median(b[0] for b in base)
@@ -87,6 +104,9 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
     s_cpu = statistics.median(s[1] for s in subj)
     ratio = statistics.median(ratios)
     cpu_ratio = statistics.median(cpu_ratios)
+    floor_ratio = statistics.median(f[0] / p[0] for f, p in zip(floor, plain, strict=True))
+    f_us = statistics.median(f[0] for f in floor)
+    p_us = statistics.median(p[0] for p in plain)
     ceiling = 1e6 / s_us
     extra = {
         "subject": s_us,
@@ -97,6 +117,7 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
         "cpu_rounds": cpu_ratios,
         "requests": requests,
         "redis_cpu": ctx.redis_cpu,
+        "floor": {"scripts": f_us, "get_set": p_us, "ratio": floor_ratio},
     }
     pair = "Flask-Session Redis, hand-rolled tabs dict"
     return [
@@ -120,6 +141,15 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
             met=ceiling >= 180_000,
             absolute=f"hand-rolled {1e6 / b_us:,.0f} req/s",
             value=ceiling,
+            extra=extra,
+        ),
+        Row(
+            figure="8",
+            what="floor: two script calls that do nothing (informative)",
+            baseline="a GET and a SET of 300 bytes",
+            result=f"{floor_ratio:.2f}",
+            absolute=f"{f_us:.1f} vs {p_us:.1f} us; at most {1e6 / f_us:,.0f} req/s per core",
+            value=floor_ratio,
             extra=extra,
         ),
         Row(

@@ -72,7 +72,7 @@ def test_in_process_figures(tmp_path: Path) -> None:
     assert trips["Redis round trips per request, no use (names a cid)"] == 0
     # The server's time per request, both ways, and the ceiling it gives.
     server = [row for row in rows if row["figure"] == "8"]
-    assert len(server) == 3
+    assert len(server) == 4
     assert all(row["value"] > 0 for row in server)
     try:
         import matplotlib  # noqa: F401

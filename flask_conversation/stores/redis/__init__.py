@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-import random
 import secrets
-import time
 import typing as t
 
 import redis.exceptions
@@ -30,6 +28,7 @@ from .keys import NamespaceKeys
 from .keys import registry_key
 from .keys import shard_tag as shard_tag
 from .keys import SHARDS as SHARDS
+from .polling import waits
 from .scripts import Mode
 from .scripts import Reply
 from .scripts import Scripts
@@ -187,17 +186,6 @@ class RedisStore(ConversationStore):
             ],
         )
 
-    def _chain(self, namespace: str, rv: t.Any) -> list[ConversationRecord] | None:
-        metas = rv[2]
-        by_id = {codec.text(metas[i]): metas[i + 1] for i in range(0, len(metas), 2)}
-        chain = []
-        for i in range(3, len(rv), 2):
-            cid = codec.text(rv[i])
-            if rv[i + 1] is None:
-                return None
-            chain.append(codec.unpack(namespace, cid, by_id[cid], rv[i + 1]))
-        return chain
-
     # -- primitives ------------------------------------------------------------
 
     def load(self, namespace: str, cid: str) -> ConversationRecord | None:
@@ -275,7 +263,7 @@ class RedisStore(ConversationStore):
         :param timeout: seconds to wait for another holder.
         """
         token = secrets.token_hex(16)
-        for _ in _waits(timeout, self.lock_poll):
+        for _ in waits(timeout, self.lock_poll):
             if self._run_acquire(namespace, root_id, Mode.LOCK, token)[0] == Reply.LOCKED:
                 return token
         return None
@@ -326,7 +314,7 @@ class RedisStore(ConversationStore):
         :param cid: the conversation id.
         """
         rv = self._run_acquire(namespace, cid, Mode.READ, "")
-        return self._chain(namespace, rv) if rv[0] == Reply.FOUND else None
+        return codec.chain(namespace, rv[2], rv[3:]) if rv[0] == Reply.FOUND else None
 
     def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
         """Follow the parent links to the root, take the root's lock and
@@ -355,7 +343,7 @@ class RedisStore(ConversationStore):
 
     def _acquire(self, namespace: str, cid: str, timeout: float, mode: Mode) -> Acquired | None:
         token = secrets.token_hex(16)
-        for _ in _waits(timeout, self.lock_poll):
+        for _ in waits(timeout, self.lock_poll):
             rv = self._run_acquire(namespace, cid, mode, token)
             status = rv[0]
             if status == Reply.MISSING:
@@ -363,7 +351,7 @@ class RedisStore(ConversationStore):
             if status == Reply.LOCKED:
                 return Acquired(cid, token, [])
             if status == Reply.FOUND:
-                chain = self._chain(namespace, rv)
+                chain = codec.chain(namespace, rv[2], rv[3:])
                 if not chain:
                     self._unlock(namespace, {cid: token})
                     return None
@@ -418,20 +406,3 @@ class RedisStore(ConversationStore):
                 " committed (its lease ran out); nothing was written."
             )
         return [(codec.text(rv[i]), codec.text(rv[i + 1])) for i in range(1, len(rv), 2)]
-
-
-def _waits(timeout: float, longest: float) -> t.Iterator[None]:
-    """Yield at once, then after pauses growing from 10 ms to ``longest``
-    (each lengthened by up to a tenth at random, so that waiters spread
-    out), until ``timeout`` seconds have passed, the last time at the
-    deadline.
-    """
-    deadline = time.monotonic() + max(timeout, 0.0)
-    pause = 0.01
-    while True:
-        yield
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(pause * random.uniform(1.0, 1.1), left))
-        pause = min(pause * 2, longest)

@@ -87,6 +87,26 @@ def unpack(namespace: str, cid: str, meta: t.Any, data: t.Any) -> ConversationRe
     )
 
 
+def chain(
+    namespace: str, metas: t.Sequence[t.Any], pairs: t.Sequence[t.Any]
+) -> list[ConversationRecord] | None:
+    """The records of a chain as ``acquire.lua`` returns it, or ``None``
+    if a record's data is missing.
+
+    :param namespace: the namespace it was found in.
+    :param metas: flat cid/metadata pairs holding at least the chain's.
+    :param pairs: flat cid/data pairs, root first.
+    """
+    by_id = {text(metas[i]): metas[i + 1] for i in range(0, len(metas), 2)}
+    rv = []
+    for i in range(0, len(pairs), 2):
+        if pairs[i + 1] is None:
+            return None
+        cid = text(pairs[i])
+        rv.append(unpack(namespace, cid, by_id[cid], pairs[i + 1]))
+    return rv
+
+
 def listing(flat: t.Sequence[t.Any], now: float) -> list[ConversationInfo]:
     """The live conversations of a metadata hash, summarized.
 
