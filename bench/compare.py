@@ -57,7 +57,11 @@ def plot(before: dict[str, t.Any], after: dict[str, t.Any], path: Path) -> None:
             left.text(i + offset, row["value"], f"{row['value']:.2f}", ha="center", va="bottom")
         left.hlines(target, i - 0.45, i + 0.45, colors="black", linestyles="--", linewidth=1)
     left.set_xticks(range(len(RATIOS)), [r[0] for r in RATIOS])
-    left.set(ylabel="RedisStore / hand-rolled Flask-Session", title="Ratios (dashed: target)")
+    left.set(
+        ylabel="RedisStore / hand-rolled Flask-Session",
+        title="Ratios (dashed: target; log scale)",
+        yscale="log",
+    )
     left.legend()
     names, values, colors = [], [], []
     for name, run in (("before", before), ("after", after)):
