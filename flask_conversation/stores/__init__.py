@@ -7,6 +7,7 @@ import typing as t
 from .base import ConversationInfo as ConversationInfo
 from .base import ConversationRecord as ConversationRecord
 from .base import ConversationStore as ConversationStore
+from .base import lock_retries as lock_retries
 from .memory import MemoryStore as MemoryStore
 from .session import SessionStore as SessionStore
 

@@ -24,6 +24,42 @@ from ..errors import BusyConversation
 from ..serialization import ConversationSerializer
 from ..serialization import Serializer
 
+#: The first pause, in seconds, before a busy lock is tried again: most
+#: holders are done within milliseconds.
+LOCK_RETRY_FIRST = 0.01
+#: The longest pause between two tries: a waiting request asks the store at
+#: most ten times a second once it has waited a while.
+LOCK_RETRY_MAX = 0.1
+
+
+def lock_retries(timeout: float) -> t.Iterator[None]:
+    """Pace the tries of a busy lock: yield at once, then after pauses that
+    double from :data:`LOCK_RETRY_FIRST` to :data:`LOCK_RETRY_MAX`, the last
+    time at the deadline. Over any second a waiter tries at most 14 times
+    (10 a second after the first), so that requests waiting for a busy stack
+    do not hammer the store. Uses real time, never a store's clock.
+
+    .. code-block:: python
+
+        for _ in lock_retries(timeout):
+            if try_to_take_it():
+                return token
+        return None
+
+    :param timeout: seconds until the last try.
+
+    .. versionadded:: 0.1
+    """
+    deadline = time.monotonic() + max(timeout, 0.0)
+    pause = LOCK_RETRY_FIRST
+    while True:
+        yield
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, LOCK_RETRY_MAX)
+
 
 def system_clock() -> float:
     """The default clock: seconds since the epoch. Looked up at each call
@@ -387,10 +423,32 @@ class ConversationStore:
         between processes gives it a lease so that a crashed holder cannot
         keep it forever.
 
+        A waiting request asks the backend at most about ten times a second.
+        By default, :meth:`try_lock` is called at once, then after pauses
+        that grow (see :func:`lock_retries`); a store whose backend can wake
+        waiters (a condition, a blocking pop) overrides this instead.
+
         :param namespace: the namespace of the stack.
         :param root_id: the id of the stack's root.
         :param timeout: seconds to wait for another holder.
         :return: an owner token for :meth:`unlock`, or ``None`` on timeout.
+        """
+        for _ in lock_retries(timeout):
+            token = self.try_lock(namespace, root_id)
+            if token is not None:
+                return token
+        return None
+
+    def try_lock(self, namespace: str, root_id: str) -> str | None:
+        """Take the lock of one stack if it is free, without waiting. A
+        store implements this or :meth:`lock`.
+
+        :param namespace: the namespace of the stack.
+        :param root_id: the id of the stack's root.
+        :return: an owner token for :meth:`unlock`, or ``None`` if another
+            request holds the lock.
+
+        .. versionadded:: 0.1
         """
         raise NotImplementedError
 
@@ -473,13 +531,15 @@ class ConversationStore:
         :raise BusyConversation: the lock was not free within ``timeout``.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            acquired = self.acquire(namespace, cid, timeout)
+        # Each round waits for a lock; a round that finds ``cid`` moved to
+        # another stack meanwhile starts over, paced, until the deadline.
+        for _ in lock_retries(timeout):
+            acquired = self.acquire(namespace, cid, max(deadline - time.monotonic(), 0.0))
             if acquired is not None:
                 return acquired
             token = self.lock(namespace, cid, max(deadline - time.monotonic(), 0.0))
             if token is None:
-                raise BusyConversation()
+                break
             # Created while this request waited: join it through its stack.
             chain = self.load_chain(namespace, cid) if self.shared else None
             if chain is None:
@@ -487,6 +547,7 @@ class ConversationStore:
             if chain[0].id == cid:
                 return Acquired(cid, token, chain)
             self.unlock(namespace, cid, token)
+        raise BusyConversation()
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
         """Apply one request's changes, then release its locks. Records of
@@ -530,15 +591,29 @@ class ConversationStore:
         return removed
 
 
+class _Waiters:
+    """The requests waiting for one stack's lock: a condition on the
+    shared mutex, and how many sleep on it.
+    """
+
+    __slots__ = ("cond", "count")
+
+    def __init__(self, mutex: threading.Lock) -> None:
+        self.cond = threading.Condition(mutex)
+        self.count = 0
+
+
 class LocalLocks:
-    """Stack locks for one process: one :class:`threading.Condition` per
-    held ``(namespace, root_id)``, created on demand and dropped when free,
-    so the table never grows past the number of stacks in use.
+    """Stack locks for one process. Waiters sleep on a condition of their
+    own stack, created on demand and dropped when nobody waits, so a release
+    wakes one waiter of that stack only (never every waiter of every stack)
+    and the tables never grow past the stacks in use.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._mutex = threading.Lock()
         self._owners: dict[tuple[str, str], str] = {}
+        self._waiting: dict[tuple[str, str], _Waiters] = {}
         self._counter = 0
 
     def acquire(self, namespace: str, root_id: str, timeout: float) -> str | None:
@@ -550,9 +625,19 @@ class LocalLocks:
         :return: an owner token, or ``None`` on timeout.
         """
         key = (namespace, root_id)
-        with self._cond:
-            if not self._cond.wait_for(lambda: key not in self._owners, timeout):
-                return None
+        with self._mutex:
+            if key in self._owners:
+                waiters = self._waiting.get(key)
+                if waiters is None:
+                    waiters = self._waiting[key] = _Waiters(self._mutex)
+                waiters.count += 1
+                try:
+                    if not waiters.cond.wait_for(lambda: key not in self._owners, timeout):
+                        return None
+                finally:
+                    waiters.count -= 1
+                    if not waiters.count:
+                        del self._waiting[key]
             self._counter += 1
             token = str(self._counter)
             self._owners[key] = token
@@ -566,10 +651,13 @@ class LocalLocks:
         :param token: the token :meth:`acquire` returned.
         """
         key = (namespace, root_id)
-        with self._cond:
+        with self._mutex:
             if self._owners.get(key) == token:
                 del self._owners[key]
-                self._cond.notify_all()
+                waiters = self._waiting.get(key)
+                if waiters is not None:
+                    # One waiter can take it; the others keep sleeping.
+                    waiters.cond.notify()
 
     def __len__(self) -> int:
         return len(self._owners)
