@@ -10,6 +10,7 @@ error.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -37,12 +38,15 @@ from .conversation import Conversation
 from .conversation import to_seconds
 from .errors import BusyConversation
 from .errors import ContextNotActive
-from .errors import ConversationError
 from .errors import ConversationIdInUse
+from .errors import ConversationLimitReached
 from .errors import ConversationStateError
 from .errors import ConversationStoreError
+from .errors import ConversationTooLarge
+from .errors import NoNamespace
 from .errors import NonexistentConversation
-from .propagation import read_cid
+from .propagation import CidSource
+from .propagation import locate_cid
 from .serialization import dump_data
 from .signals import conversation_begun
 from .signals import conversation_destroyed
@@ -147,8 +151,19 @@ class RequestState:
         self.missing: str | None = None
         #: the store's error while resolving, until first reported
         self.error: BusyConversation | ConversationStoreError | None = None
-        #: set by ``got_request_exception``: commit nothing
+        #: set by ``got_request_exception`` or a refused begin: commit nothing
         self.failed = False
+        #: a begin past a limit was refused: nothing changed, the client
+        #: keeps working in the conversation it named
+        self.refused = False
+        #: the live conversation the request named, kept by a refused begin
+        self.named_live: str | None = None
+        #: where the request's cid came from, if it named one
+        self.cid_source: CidSource | None = None
+        #: ids of the conversations begun in this request
+        self._begun: set[str] = set()
+        #: whether a store failure of this request was logged already
+        self._store_failure_logged = False
         #: the namespace's listing the store returned with a lock, if any
         self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
         self.current = self._resolve()
@@ -185,15 +200,16 @@ class RequestState:
                     self._namespace = secrets.token_urlsafe(12)
                     session[NAMESPACE_KEY] = self._namespace
         if self._namespace is None and create:
-            raise ConversationError(
-                "namespace_loader returned no namespace: cannot begin a conversation."
-            )
+            # The application does not know who is asking (e.g. no user is
+            # logged in): a refusal for this client, not a server error.
+            raise NoNamespace()
         return self._namespace
 
     def _resolve(self) -> Conversation:
-        cid = read_cid(request, self.settings.param, self.settings.header)
-        if cid is None:
+        found = locate_cid(request, self.settings.param, self.settings.header)
+        if found is None:
             return self._temporary()
+        cid, self.cid_source = found
         if CID_RE.fullmatch(cid) is None:
             self.missing = cid
             return self._temporary()
@@ -202,7 +218,8 @@ class RequestState:
             self.missing = cid
             return self._temporary()
         try:
-            acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+            with self.reporting_store_failures("resolving the request's conversation"):
+                acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
         except (BusyConversation, ConversationStoreError) as e:
             # Reported on first use, like an unknown cid: error handlers then
             # see a temporary conversation instead of failing again.
@@ -218,6 +235,7 @@ class RequestState:
             # The one request an ended conversation survives after a redirect.
             self.deletes[record.id] = None
             return self._temporary(self.store.serializer.loads(record.data))
+        self.named_live = cid
         return self._adopt(acquired.chain)
 
     def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
@@ -266,6 +284,10 @@ class RequestState:
         namespace = self.namespace(create=claim)
         if namespace is None or cid in self.deletes:
             return None
+        with self.reporting_store_failures("looking up a conversation"):
+            return self._find_stored(namespace, cid, claim)
+
+    def _find_stored(self, namespace: str, cid: str, claim: bool) -> Conversation | None:
         if self.locks:
             # It may be in a stack this request holds: look before locking,
             # or the request would wait for itself.
@@ -320,16 +342,7 @@ class RequestState:
         new_id = id or secrets.token_urlsafe(16)
 
         if conv.long_running:
-            depth = conv.depth + 1
-            if depth > self.settings.max_depth:
-                raise ConversationError(
-                    f"Cannot nest deeper than CONVERSATION_MAX_DEPTH ({self.settings.max_depth})."
-                )
-            if depth + 1 > self.settings.max_count:
-                raise ConversationError(
-                    "Cannot begin another conversation: this stack alone holds"
-                    f" CONVERSATION_MAX_COUNT ({self.settings.max_count})."
-                )
+            self._check_limits(conv)
             child = Conversation(
                 self,
                 {},
@@ -347,9 +360,49 @@ class RequestState:
         conv._id = new_id
         conv._created_at = self.store.clock()
         self.active[new_id] = conv
+        self._begun.add(new_id)
         self.current = conv
         conversation_begun.send(self.app, conversation=conv)
         return True
+
+    def _check_limits(self, parent: Conversation) -> None:
+        """Refuse a child of ``parent`` past ``CONVERSATION_MAX_DEPTH``, or
+        one its stack alone could not hold within ``CONVERSATION_MAX_COUNT``
+        (evicting other stacks would not make room). The client drove the
+        request there, so it is a 409, and the request commits nothing.
+        """
+        limit = None
+        if parent.depth + 1 > self.settings.max_depth:
+            limit = f"Cannot nest deeper than CONVERSATION_MAX_DEPTH ({self.settings.max_depth})."
+        elif self._stack_size(parent.root) + 1 > self.settings.max_count:
+            limit = (
+                "Cannot begin another conversation: this stack alone holds"
+                f" CONVERSATION_MAX_COUNT ({self.settings.max_count})."
+            )
+        if limit is not None:
+            self.failed = True
+            self.refused = True
+            raise ConversationLimitReached(limit)
+
+    def _stack_size(self, root: Conversation) -> int:
+        """How many live conversations the stack of ``root`` holds, with
+        this request's changes.
+        """
+        if root.id in self._begun:
+            # Begun in this request: nothing of it is stored yet.
+            return sum(1 for c in self.active.values() if c.root is root)
+        parents = {i.id: i.parent_id for i in self.conversations()}
+        size = 0
+        for cid in parents:
+            top = cid
+            # Bounded, so that damaged parent links cannot loop forever.
+            for _ in range(len(parents)):
+                parent_id = parents.get(top)
+                if parent_id is None:
+                    break
+                top = parent_id
+            size += top == root.id
+        return size
 
     def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
         """See :meth:`Conversation.end`."""
@@ -385,7 +438,9 @@ class RequestState:
         namespace = self.namespace()
         if namespace is None:
             return
-        for record in self.store.list_namespace(namespace):
+        with self.reporting_store_failures("listing the namespace"):
+            records = self.store.list_namespace(namespace)
+        for record in records:
             self.deletes[record.id] = None if record.ended else "cleared"
         for cid, conv in self.active.items():
             self.deletes[cid] = "cleared"
@@ -420,9 +475,11 @@ class RequestState:
         if listed is not None:
             infos = {i.id: i for i in listed if i.id not in self.deletes}
         else:
+            with self.reporting_store_failures("listing the namespace"):
+                records = self.store.list_namespace(namespace)
             infos = {
                 r.id: ConversationInfo.from_record(r)
-                for r in self.store.list_namespace(namespace)
+                for r in records
                 if not r.ended and r.expires_at > now and r.id not in self.deletes
             }
         for cid, conv in self.active.items():
@@ -469,7 +526,11 @@ class RequestState:
         )
         survivor = self._redirect_rules(response, batch, now)
         namespace = self._namespace
-        destroyed = self.store.commit(namespace, batch) if namespace and batch else []
+        if namespace and batch:
+            with self.reporting_store_failures("committing"):
+                destroyed = self.store.commit(namespace, batch)
+        else:
+            destroyed = []
         self.locks = {}
         for cid, reason in destroyed:
             conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
@@ -513,6 +574,56 @@ class RequestState:
             survivor = ended.cid
         return survivor
 
+    def cache_headers(self, response: Response) -> None:
+        """Keep shared caches from serving this response to someone else:
+        ``Cache-Control: private`` when the response may depend on the
+        caller's conversations (unless the view set ``Cache-Control``), and
+        ``Vary`` naming the cid header when the cid came from it.
+
+        A request that named a cid counts even when the conversation was
+        missing or ended: whether it is found depends on who asks.
+
+        :param response: the response about to be sent.
+        """
+        if self.cid_source is None and self._namespace is None:
+            return
+        if "Cache-Control" not in response.headers:
+            response.cache_control.private = True
+        if self.cid_source == "header":
+            response.vary.add(self.settings.header)
+
+    @contextlib.contextmanager
+    def reporting_store_failures(self, during: str) -> t.Iterator[None]:
+        """Log a :exc:`ConversationStoreError` raised in the block, once per
+        request, on the ``flask_conversation`` logger at ``WARNING`` with
+        the store's exception; the error goes on to the client as a 503.
+
+        :param during: what the request was doing, for the message.
+        """
+        try:
+            yield
+        except ConversationStoreError as e:
+            self.log_store_failure(e, during)
+            raise
+
+    def log_store_failure(self, error: BaseException, during: str) -> None:
+        """Log ``error``, unless a store failure of this request was logged
+        already: an outage fails every step of a request, one line says it.
+
+        :param error: the store's exception.
+        :param during: what the request was doing, for the message.
+        """
+        if self._store_failure_logged:
+            return
+        self._store_failure_logged = True
+        logger.warning(
+            "The conversation store (%s) failed while %s: %s",
+            type(self.store).__name__,
+            during,
+            error,
+            exc_info=error,
+        )
+
     def release(self) -> None:
         """Release every lock still held: the request failed or never
         committed. Never raises.
@@ -524,9 +635,9 @@ class RequestState:
         for root_id, token in locks.items():
             try:
                 self.store.unlock(namespace, root_id, token)
-            except Exception:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001
                 # The lease expires the lock; the response is already sent.
-                logger.exception("Could not release the lock of stack %r.", root_id)
+                self.log_store_failure(e, f"releasing the lock of stack {root_id!r}")
 
 
 # -- access from anywhere in the request --------------------------------------
@@ -602,14 +713,21 @@ def commit_conversation(response: Response) -> Response:
     :param response: the response.
     """
     state = peek_state()
-    if state is None or state.failed:
+    if state is None:
         return response
-    try:
-        state.commit(response)
-    except ConversationStoreError as e:
-        # Raised here, Flask would turn any error into a 500: answer 503.
-        app = state.app
-        return app.make_response(app.handle_user_exception(e))
+    if not state.failed:
+        try:
+            state.commit(response)
+        except (ConversationStoreError, ConversationTooLarge) as e:
+            # Raised here, Flask would turn any error into a 500: answer with
+            # the error's own status (503, 413), through the app's handlers.
+            state.refused = isinstance(e, ConversationTooLarge)
+            app = state.app
+            response = app.make_response(app.handle_user_exception(e))
+    if state.refused and state.named_live is not None:
+        # Nothing changed: the client goes on in the conversation it named.
+        response.headers[state.settings.header] = state.named_live
+    state.cache_headers(response)
     return response
 
 
