@@ -12,10 +12,11 @@ from flask import redirect
 from flask import url_for
 from werkzeug.exceptions import NotFound
 
-from .conversation import Timeout
+from .cid import check_cid
+from .cid import is_valid_cid
+from .config import Timeout
+from .context import current_conversation
 from .errors import NoConversation
-from .lifecycle import CID_RE
-from .lifecycle import current_conversation
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -86,12 +87,12 @@ def begin_conversation(
     :param timeout: see :meth:`~flask_conversation.Conversation.begin`.
     """
 
-    if isinstance(id, str) and CID_RE.fullmatch(id) is None:
-        raise ValueError(f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
+    if isinstance(id, str):
+        check_cid(id)
 
     def before(kwargs: dict[str, t.Any]) -> None:
         cid = id(**kwargs) if callable(id) else id
-        if cid is not None and CID_RE.fullmatch(cid) is None:
+        if cid is not None and not is_valid_cid(cid):
             # Built from the URL: no conversation can have that id. The page
             # shows a bounded part of it (escaped by werkzeug), never all.
             shown = repr(cid[:_SHOWN])

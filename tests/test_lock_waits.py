@@ -22,10 +22,10 @@ from flask import request
 
 from flask_conversation import conversation
 from flask_conversation import ConversationScope
+from flask_conversation.stores import ConversationRecord
 from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
-from flask_conversation.stores.base import ConversationRecord
 from tests.live_server import LiveServer
 
 #: ``CONVERSATION_LOCK_TIMEOUT`` of these tests: each waiter waits this long.

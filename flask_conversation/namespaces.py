@@ -1,0 +1,53 @@
+"""Where a request's conversations live: its namespace, from the
+application's ``namespace_loader`` or from a random token in the session.
+"""
+
+from __future__ import annotations
+
+import secrets
+import typing as t
+
+from flask import session
+
+from .errors import NoNamespace
+
+#: Session key of the default namespace token.
+NAMESPACE_KEY = "_conversation_ns"
+
+#: A function returning the namespace of the current request.
+NamespaceLoader: t.TypeAlias = "t.Callable[[], str | None]"
+
+
+class Scope(t.Protocol):
+    """What the request's state asks of the extension."""
+
+    @property
+    def namespace_callback(self) -> NamespaceLoader | None:
+        """The function set with ``namespace_loader``, if any."""
+
+
+def load_namespace(loader: NamespaceLoader | None, create: bool = False) -> str | None:
+    """The namespace of the current request: what ``loader`` returns, or
+    without a loader the session's token.
+
+    :param loader: the application's ``namespace_loader`` function, if any.
+    :param create: create the session token if there is none yet, and
+        raise if there is still no namespace.
+    :raise TypeError: the loader returned something else than a string.
+    :raise NoNamespace: ``create`` and the loader returned none (403).
+    """
+    if loader is not None:
+        ns = loader()
+        if ns is not None and not isinstance(ns, str):
+            raise TypeError("namespace_loader must return a str or None.")
+        namespace = ns or None
+    else:
+        namespace = session.get(NAMESPACE_KEY)
+        if namespace is None and create:
+            namespace = secrets.token_urlsafe(12)
+            session[NAMESPACE_KEY] = namespace
+    if namespace is None and create:
+        # The application does not know who is asking (e.g. nobody logged
+        # in): a refusal for this client, not a server error.
+        raise NoNamespace()
+    return namespace

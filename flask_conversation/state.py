@@ -1,0 +1,465 @@
+"""One request's conversation state: resolve it lazily, change it, commit
+it once, release it always.
+
+The :class:`RequestState` is created on first use of the conversation (see
+:mod:`.context`) and kept on :data:`flask.g`. Everything a view changes is
+recorded on it; the extension's ``after_request`` method turns that into one
+:class:`~.stores.records.CommitBatch` for the store, and its
+``teardown_request`` method releases every lock, also after an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import typing as t
+
+from flask import request
+
+from .caching import mark_private
+from .cid import check_cid
+from .cid import CidSource
+from .cid import is_valid_cid
+from .cid import locate_cid
+from .config import Settings
+from .conversation import Conversation
+from .errors import BusyConversation
+from .errors import ConversationIdInUse
+from .errors import ConversationLimitReached
+from .errors import ConversationStateError
+from .errors import ConversationStoreError
+from .failures import StoreFailureLog
+from .limits import check_child
+from .limits import stack_size
+from .namespaces import load_namespace
+from .namespaces import Scope
+from .redirects import Ended
+from .redirects import redirect_survivors
+from .redirects import report_missing
+from .serialization import dump_data
+from .signals import conversation_begun
+from .signals import conversation_destroyed
+from .signals import conversation_ended
+from .snapshots import record_of
+from .snapshots import survivor_of
+from .stores.records import Acquired
+from .stores.records import CommitBatch
+from .stores.records import ConversationInfo
+from .stores.records import ConversationRecord
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from flask import Flask
+    from werkzeug.wrappers import Response
+
+    from .stores.base import ConversationStore
+
+
+class RequestState:
+    """The conversation state of one request.
+
+    :param app: the application handling the request.
+    :param scope: the extension instance.
+    :param store: the application's store.
+    """
+
+    def __init__(self, app: Flask, scope: Scope, store: ConversationStore) -> None:
+        self.app = app
+        self.scope = scope
+        self.store = store
+        self.settings = Settings.from_config(app.config)
+        self._namespace: str | None = None
+        #: long-running conversations this request works in, by id
+        self.active: dict[str, Conversation] = {}
+        #: held stack locks, ``root_id -> token``
+        self.locks: dict[str, str] = {}
+        #: ids to delete at commit (with their descendants), with the reason
+        self.deletes: dict[str, str | None] = {}
+        self.ended: list[Ended] = []
+        #: the cid the request named that was not live, until first reported
+        self.missing: str | None = None
+        #: the store's error while resolving, until first reported
+        self.error: BusyConversation | ConversationStoreError | None = None
+        #: set by ``got_request_exception`` or a refused begin: commit nothing
+        self.failed = False
+        #: a limit refused this request: nothing changed, and the client
+        #: keeps working in the conversation it named
+        self.refused = False
+        #: the live conversation the request named
+        self.named_live: str | None = None
+        #: where the request's cid came from, if it named one
+        self.cid_source: CidSource | None = None
+        #: ids of the conversations begun in this request
+        self._begun: set[str] = set()
+        self.failures = StoreFailureLog(type(store).__name__)
+        #: the namespace's listing the store returned with a lock, if any
+        self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
+        self.current = self._resolve()
+
+    # -- resolving -------------------------------------------------------------
+
+    def initial_state(self) -> dict[str, t.Any]:
+        """A deep copy of ``CONVERSATION_INITIAL_STATE``."""
+        return copy.deepcopy(dict(self.settings.initial_state))
+
+    def _temporary(self, data: dict[str, t.Any] | None = None) -> Conversation:
+        return Conversation(
+            self,
+            self.initial_state() if data is None else data,
+            timeout=self.settings.timeout,
+        )
+
+    def namespace(self, create: bool = False) -> str | None:
+        """The namespace of this request, looked up once: see
+        :func:`~.namespaces.load_namespace`.
+
+        :param create: create the session token if there is none yet.
+        """
+        if self._namespace is None:
+            self._namespace = load_namespace(self.scope.namespace_callback, create)
+        return self._namespace
+
+    @property
+    def known_namespace(self) -> str | None:
+        """The namespace if this request already looked it up; never looks
+        it up.
+        """
+        return self._namespace
+
+    def _resolve(self) -> Conversation:
+        found = locate_cid(request, self.settings.param, self.settings.header)
+        if found is None:
+            return self._temporary()
+        cid, self.cid_source = found
+        if not is_valid_cid(cid):
+            self.missing = cid
+            return self._temporary()
+        namespace = self.namespace()
+        if namespace is None:
+            self.missing = cid
+            return self._temporary()
+        try:
+            with self.failures.reporting("resolving the request's conversation"):
+                acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+        except (BusyConversation, ConversationStoreError) as e:
+            # Reported on first use, like an unknown cid: error handlers then
+            # see a temporary conversation instead of failing again.
+            self.error = e
+            return self._temporary()
+        if acquired is None:
+            self.missing = cid
+            return self._temporary()
+        self.locks[acquired.root_id] = acquired.token
+        self._listing = acquired.listing
+        record = acquired.chain[-1]
+        if record.ended:
+            # The one request an ended conversation survives after a redirect.
+            self.deletes[record.id] = None
+            return self._temporary(self.store.serializer.loads(record.data))
+        self.named_live = cid
+        return self._adopt(acquired.chain)
+
+    def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
+        parent: Conversation | None = None
+        for record in chain:
+            conv = self.active.get(record.id)
+            if conv is None:
+                conv = Conversation(
+                    self,
+                    self.store.serializer.loads(record.data),
+                    timeout=record.timeout,
+                    id=record.id,
+                    parent=parent,
+                    description=record.description,
+                    created_at=record.created_at,
+                )
+                self.active[record.id] = conv
+            parent = conv
+        assert parent is not None
+        return parent
+
+    def report_missing(self) -> None:
+        """Raise, once, the error for a cid that named no live conversation
+        (see :func:`~.redirects.report_missing`).
+        """
+        cid, self.missing = self.missing, None
+        if cid is not None:
+            report_missing(cid, self.settings)
+
+    # -- changing --------------------------------------------------------------
+
+    def _find(self, cid: str, claim: bool = False) -> Conversation | None:
+        """The live conversation ``cid``, locking its stack if needed.
+
+        :param cid: the conversation id.
+        :param claim: if there is none, lock ``cid`` for the new root this
+            request is about to create.
+        """
+        if cid in self.active:
+            return self.active[cid]
+        namespace = self.namespace(create=claim)
+        if namespace is None or cid in self.deletes:
+            return None
+        with self.failures.reporting("looking up a conversation"):
+            return self._find_stored(namespace, cid, claim)
+
+    def _find_stored(self, namespace: str, cid: str, claim: bool) -> Conversation | None:
+        if self.locks:
+            # It may be in a stack this request holds: look before locking,
+            # or the request would wait for itself.
+            chain = self.store.load_chain(namespace, cid)
+            if chain is not None and chain[0].id in self.locks:
+                return None if chain[-1].ended else self._adopt(chain)
+            if chain is None and not claim:
+                return None
+        timeout = self.settings.lock_timeout
+        if claim:
+            acquired: Acquired | None = self.store.claim(namespace, cid, timeout)
+        else:
+            acquired = self.store.acquire(namespace, cid, timeout)
+        if acquired is None:
+            return None
+        self.locks[acquired.root_id] = acquired.token
+        if not acquired.chain or acquired.chain[-1].ended:
+            return None
+        return self._adopt(acquired.chain)
+
+    def begin(
+        self,
+        conv: Conversation,
+        *,
+        join: bool,
+        nested: bool,
+        id: str | None,
+        description: str | None,
+        timeout: float | None,
+    ) -> bool:
+        """See :meth:`Conversation.begin`."""
+        if conv.long_running and not (join or nested):
+            raise ConversationStateError(
+                "A long-running conversation is already active; use join=True or nested=True."
+            )
+        if id is not None:
+            check_cid(id)
+            # A new root with a natural id: lock it first, so that two
+            # requests creating it see each other's.
+            existing = self._find(id, claim=not conv.long_running)
+            if existing is not None:
+                if not join:
+                    raise ConversationIdInUse(id)
+                self.current = existing
+                return False
+        if conv.long_running and not nested:
+            return False
+
+        namespace = self.namespace(create=True)
+        assert namespace is not None
+        new_id = id or secrets.token_urlsafe(16)
+
+        if conv.long_running:
+            self._check_child(conv)
+            conv = Conversation(
+                self,
+                {},
+                timeout=conv.timeout_seconds if timeout is None else timeout,
+                id=new_id,
+                parent=conv,
+                description=description,
+                created_at=self.store.clock(),
+            )
+        else:
+            conv.promote(new_id, self.store.clock(), timeout=timeout, description=description)
+        self.active[new_id] = conv
+        self._begun.add(new_id)
+        self.current = conv
+        conversation_begun.send(self.app, conversation=conv)
+        return True
+
+    def _check_child(self, parent: Conversation) -> None:
+        """Refuse a child of ``parent`` past a limit (see
+        :func:`~.limits.check_child`): the request then commits nothing.
+        """
+        root = parent.root
+
+        def size() -> int:
+            if root.id in self._begun:
+                # Begun in this request: nothing of it is stored yet.
+                return sum(1 for c in self.active.values() if c.root is root)
+            return stack_size(self.conversations(), t.cast(str, root.id))
+
+        try:
+            check_child(self.settings, parent.depth + 1, size)
+        except ConversationLimitReached:
+            self.failed = self.refused = True
+            raise
+
+    def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
+        """See :meth:`Conversation.end`."""
+        if not conv.long_running:
+            raise ConversationStateError("The conversation is temporary: nothing to end.")
+        target = conv.root if root else conv
+        cid = t.cast(str, target.id)
+        conversation_ended.send(self.app, conversation=target)
+        # Identity, not ``in``: conversations are mappings, equal by content.
+        in_subtree = _within(self.current, target)
+        for other_id, other in list(self.active.items()):
+            if _within(other, target):
+                del self.active[other_id]
+                other.detach()
+        self.deletes[cid] = "ended"
+        survivor = target
+        if target.parent is not None:
+            if in_subtree:
+                self.current = target.parent
+        elif in_subtree:
+            if self.current is not target:
+                # Ending the whole stack from a child: the request goes on in a
+                # temporary conversation that still reads the stack's data.
+                survivor = Conversation(
+                    self,
+                    dict(self.current),
+                    timeout=target.timeout_seconds,
+                    description=target.description,
+                    created_at=target.created_at,
+                )
+            self.current = survivor
+        self.ended.append(Ended(cid, survivor, before_redirect))
+
+    def end_all(self) -> None:
+        """End every conversation of the namespace; applied at commit."""
+        namespace = self.namespace()
+        if namespace is None:
+            return
+        with self.failures.reporting("listing the namespace"):
+            records = self.store.list_namespace(namespace)
+        for record in records:
+            self.deletes[record.id] = None if record.ended else "cleared"
+        for cid, conv in self.active.items():
+            self.deletes[cid] = "cleared"
+            conv.detach()
+        self.active.clear()
+        if self.current.nested:
+            self.current = self._temporary(dict(self.current))
+
+    # -- reading ---------------------------------------------------------------
+
+    def cid_to_propagate(self) -> str | None:
+        """The current long-running conversation's id, or the id of a root
+        ended in this request that may survive a redirect; else ``None``.
+        """
+        if self.current.long_running:
+            return self.current.id
+        for ended in reversed(self.ended):
+            if ended.conversation is self.current and not ended.before_redirect:
+                return ended.cid
+        return None
+
+    def conversations(self) -> list[ConversationInfo]:
+        """The live long-running conversations of the namespace, most
+        recently used first, including this request's uncommitted changes.
+        """
+        namespace = self.namespace()
+        if namespace is None:
+            return []
+        now = self.store.clock()
+        # The listing that came with the lock saves a round trip.
+        listed = self._listing(now) if self._listing is not None else None
+        if listed is not None:
+            infos = {i.id: i for i in listed if i.id not in self.deletes}
+        else:
+            with self.failures.reporting("listing the namespace"):
+                records = self.store.list_namespace(namespace)
+            infos = {
+                r.id: ConversationInfo.from_record(r)
+                for r in records
+                if not r.ended and r.expires_at > now and r.id not in self.deletes
+            }
+        for cid, conv in self.active.items():
+            infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
+        # A child renews its ancestors: at equal times the deepest was used.
+        return sorted(infos.values(), key=lambda i: (i.last_access, i.depth), reverse=True)
+
+    # -- committing ------------------------------------------------------------
+
+    def _record(
+        self, conv: Conversation, now: float, data: str | None = None
+    ) -> ConversationRecord:
+        if data is None:
+            data = dump_data(self.store.serializer, conv.own_data, conv.id, self.settings.max_size)
+        return record_of(conv, t.cast(str, self._namespace), now, data)
+
+    def commit(self, response: Response) -> None:
+        """Write this request's changes in one batch and release its locks,
+        then send the signals and set the response header.
+
+        :param response: the response about to be sent; a redirect's
+            ``Location`` decides whether an ended conversation survives.
+        """
+        now = self.store.clock()
+        batch = CommitBatch(
+            saves=[self._record(c, now) for c in self.active.values()],
+            deletes=dict(self.deletes),
+            unlock=self.locks,
+            max_count=self.settings.max_count,
+            keep_roots={t.cast(str, c.root.id) for c in self.active.values()},
+        )
+        survivor = None
+        for ended in redirect_survivors(response, self.ended, self.settings.param):
+            data = dump_data(
+                self.store.serializer, dict(ended.conversation), ended.cid, self.settings.max_size
+            )
+            batch.saves.append(
+                survivor_of(ended.cid, ended.conversation, t.cast(str, self._namespace), now, data)
+            )
+            survivor = ended.cid
+        namespace = self._namespace
+        destroyed = []
+        if namespace and batch:
+            with self.failures.reporting("committing"):
+                destroyed = self.store.commit(namespace, batch)
+        self.locks = {}
+        for cid, reason in destroyed:
+            conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
+        propagated = self.current.id if self.current.long_running else survivor
+        if propagated is not None:
+            response.headers[self.settings.header] = propagated
+
+    def cache_headers(self, response: Response) -> None:
+        """Keep shared caches from serving this response to someone else
+        (see :func:`~.caching.mark_private`), when it may depend on who
+        asks: the request named a cid (even one whose conversation was
+        missing or ended: whether it is found depends on who asks) or
+        looked up its namespace.
+
+        :param response: the response about to be sent.
+        """
+        if self.cid_source is not None or self._namespace is not None:
+            mark_private(response, self.settings.header, self.cid_source)
+
+    def keep_named_cid(self, response: Response) -> None:
+        """On a response refused by a limit, the cid the request named:
+        nothing changed, so the client goes on working in it.
+
+        :param response: the response about to be sent.
+        """
+        if self.refused and self.named_live is not None:
+            response.headers[self.settings.header] = self.named_live
+
+    def release(self) -> None:
+        """Release every lock still held: the request failed or never
+        committed. Never raises.
+        """
+        locks, self.locks = self.locks, {}
+        namespace = self._namespace
+        if namespace is None:
+            return
+        for root_id, token in locks.items():
+            try:
+                self.store.unlock(namespace, root_id, token)
+            except Exception as e:  # noqa: BLE001
+                # The lease expires the lock; the response is already sent.
+                self.failures.log(e, f"releasing the lock of stack {root_id!r}")
+
+
+def _within(conv: Conversation, ancestor: Conversation) -> bool:
+    """Whether ``ancestor`` is ``conv`` or one of its ancestors."""
+    return any(c is ancestor for c in conv.stack)
