@@ -15,6 +15,8 @@ from datetime import timedelta
 
 from flask import session
 
+from .errors import NoCidKeyError
+
 if t.TYPE_CHECKING:  # pragma: no cover
     from .lifecycle import RequestState
 
@@ -207,6 +209,10 @@ class Conversation(MutableMapping[str, t.Any]):
             if key in conv._data:
                 return conv._data[key]
             conv = conv._parent
+        if self._id is None and self._created_at is None and not self._state.named_cid:
+            # Never long-running, in a request without a cid: the key most
+            # likely lives in a conversation the cid was meant to name.
+            raise NoCidKeyError(key)
         raise KeyError(key)
 
     def __setitem__(self, key: str, value: t.Any) -> None:

@@ -6,18 +6,25 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import typing as t
 
+from flask import current_app
 from flask import redirect
+from flask import request
 from flask import url_for
 from werkzeug.exceptions import NotFound
 
 from .conversation import Timeout
+from .errors import MISSING_CID_CAUSES
 from .errors import NoConversation
 from .lifecycle import CID_RE
 from .lifecycle import current_conversation
+from .lifecycle import get_state
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+logger = logging.getLogger("flask_conversation")
 
 
 def _wrap(
@@ -154,6 +161,8 @@ def conversation_required(
     def before(kwargs: dict[str, t.Any]) -> t.Any:
         if current_conversation().long_running:
             return None
+        if not get_state().named_cid:
+            _log_missing_cid()
         if redirect_to is not None:
             return redirect(url_for(redirect_to))
         raise NoConversation()
@@ -164,3 +173,22 @@ def conversation_required(
     if view is not None:
         return decorator(view)
     return decorator
+
+
+def _log_missing_cid() -> None:
+    # Most often a forgotten cid rather than a user arriving from outside:
+    # say so where a developer looks (a warning in debug mode), and keep it
+    # out of production logs unless asked for.
+    level = logging.WARNING if current_app.debug else logging.INFO
+    config = current_app.config
+    logger.log(
+        level,
+        "%s %s reached the @conversation_required view %r without a cid (no %r"
+        " query parameter, form field or %s header). The usual causes: %s.",
+        request.method,
+        request.path,
+        request.endpoint,
+        config["CONVERSATION_PARAM"],
+        config["CONVERSATION_HEADER"],
+        MISSING_CID_CAUSES,
+    )

@@ -22,6 +22,7 @@ from .propagation import auto_propagate
 from .propagation import conversation_field
 from .propagation import request_names_cid
 from .propagation import url_for_cid
+from .stores import redis_store
 from .stores.base import ConversationInfo
 from .stores.base import ConversationStore
 from .stores.memory import MemoryStore
@@ -71,11 +72,7 @@ def store_from_config(config: t.Mapping[str, t.Any]) -> ConversationStore:
                 'CONVERSATION_STORE = "redis" needs CONVERSATION_REDIS (a Redis'
                 " client or a redis:// URL), or Flask-Session's SESSION_REDIS."
             )
-        from .stores.redis import RedisStore
-
-        if isinstance(client, str):
-            return RedisStore.from_url(client)
-        return RedisStore(client)
+        return redis_store(client)
     raise ValueError(
         f'Unknown CONVERSATION_STORE {name!r}: use "session", "memory" or'
         ' "redis", or pass store= to ConversationScope.'

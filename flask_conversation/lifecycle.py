@@ -42,6 +42,7 @@ from .errors import ConversationIdInUse
 from .errors import ConversationStateError
 from .errors import ConversationStoreError
 from .errors import NonexistentConversation
+from .errors import NoSecretKey
 from .propagation import read_cid
 from .serialization import dump_data
 from .signals import conversation_begun
@@ -149,6 +150,8 @@ class RequestState:
         self.error: BusyConversation | ConversationStoreError | None = None
         #: set by ``got_request_exception``: commit nothing
         self.failed = False
+        #: whether the request named a cid, for the hint of a missing key
+        self.named_cid = False
         #: the namespace's listing the store returned with a lock, if any
         self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
         self.current = self._resolve()
@@ -182,6 +185,8 @@ class RequestState:
             else:
                 self._namespace = session.get(NAMESPACE_KEY)
                 if self._namespace is None and create:
+                    if self.app.session_interface.is_null_session(session):
+                        raise NoSecretKey()
                     self._namespace = secrets.token_urlsafe(12)
                     session[NAMESPACE_KEY] = self._namespace
         if self._namespace is None and create:
@@ -194,6 +199,7 @@ class RequestState:
         cid = read_cid(request, self.settings.param, self.settings.header)
         if cid is None:
             return self._temporary()
+        self.named_cid = True
         if CID_RE.fullmatch(cid) is None:
             self.missing = cid
             return self._temporary()
