@@ -69,7 +69,7 @@ def parse(path: Path) -> list[Block]:
         code = textwrap.dedent("\n".join(body)).strip("\n") + "\n"
         name, arg = m["name"], m["arg"]
         if name == "hidden-code" or arg in ("python", "python3", "py"):
-            blocks.append(Block("python", start + 1, code))
+            blocks.append(Block("python", start + 1, code, options.get("caption")))
         elif arg == "html+jinja" and options.get("caption", "").startswith("templates/"):
             blocks.append(Block("template", start + 1, code, options["caption"][10:]))
     return blocks
