@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import flask_conversation
-from flask_conversation.extension import DEFAULTS
+from flask_conversation.config import DEFAULTS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p for p in DOCS.glob("*.rst"))
