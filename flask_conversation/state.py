@@ -79,6 +79,8 @@ class RequestState:
         self.error: BusyConversation | ConversationStoreError | None = None
         #: set by ``got_request_exception``: commit nothing
         self.failed = False
+        #: whether the request named a cid, for the hint of a missing key
+        self.named_cid = False
         #: the namespace's listing the store returned with a lock, if any
         self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
         self.current = self._resolve()
@@ -117,6 +119,7 @@ class RequestState:
         cid = read_cid(request, self.settings.param, self.settings.header)
         if cid is None:
             return self._temporary()
+        self.named_cid = True
         if not is_valid_cid(cid):
             self.missing = cid
             return self._temporary()
