@@ -7,9 +7,11 @@ from __future__ import annotations
 import secrets
 import typing as t
 
+from flask import current_app
 from flask import session
 
 from .errors import NoNamespace
+from .errors import NoSecretKey
 
 #: Session key of the default namespace token.
 NAMESPACE_KEY = "_conversation_ns"
@@ -35,6 +37,8 @@ def load_namespace(loader: NamespaceLoader | None, create: bool = False) -> str 
         raise if there is still no namespace.
     :raise TypeError: the loader returned something else than a string.
     :raise NoNamespace: ``create`` and the loader returned none (403).
+    :raise NoSecretKey: ``create``, no loader, and the session is
+        unavailable because the application has no secret key.
     """
     if loader is not None:
         ns = loader()
@@ -44,6 +48,8 @@ def load_namespace(loader: NamespaceLoader | None, create: bool = False) -> str 
     else:
         namespace = session.get(NAMESPACE_KEY)
         if namespace is None and create:
+            if current_app.session_interface.is_null_session(session):
+                raise NoSecretKey()
             namespace = secrets.token_urlsafe(12)
             session[NAMESPACE_KEY] = namespace
     if namespace is None and create:

@@ -81,6 +81,8 @@ class RequestState:
         self.error: BusyConversation | ConversationStoreError | None = None
         #: set by ``got_request_exception`` or a refused begin: commit nothing
         self.failed = False
+        #: whether the request named a cid, for the hint of a missing key
+        self.named_cid = False
         #: a limit refused this request: nothing changed, and the client
         #: keeps working in the conversation it named
         self.refused = False
@@ -129,6 +131,7 @@ class RequestState:
         found = locate_cid(request, self.settings.param, self.settings.header)
         if found is None:
             return self._temporary()
+        self.named_cid = True
         cid, self.cid_source = found
         if not is_valid_cid(cid):
             self.missing = cid
