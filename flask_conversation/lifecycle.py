@@ -28,7 +28,6 @@ from flask import g
 from flask import has_request_context
 from flask import redirect
 from flask import request
-from flask import session
 from flask import url_for
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
@@ -42,6 +41,7 @@ from .errors import ConversationIdInUse
 from .errors import ConversationStateError
 from .errors import ConversationStoreError
 from .errors import NonexistentConversation
+from .namespace import RequestNamespace
 from .propagation import read_cid
 from .serialization import dump_data
 from .signals import conversation_begun
@@ -62,8 +62,6 @@ if t.TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("flask_conversation")
 
 _STATE = "_flask_conversation"
-#: Session key of the default namespace token.
-NAMESPACE_KEY = "_conversation_ns"
 #: What a cid, generated or natural, may look like: safe in URLs and as a key.
 CID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -135,7 +133,7 @@ class RequestState:
         self.scope = scope
         self.store = store
         self.settings = Settings.from_config(app.config)
-        self._namespace: str | None = None
+        self._namespace = RequestNamespace(app, scope._namespace_loader, store)
         #: long-running conversations this request works in, by id
         self.active: dict[str, Conversation] = {}
         #: held stack locks, ``root_id -> token``
@@ -149,6 +147,10 @@ class RequestState:
         self.error: BusyConversation | ConversationStoreError | None = None
         #: set by ``got_request_exception``: commit nothing
         self.failed = False
+        #: ``end_all()`` was called: the commit clears the namespace
+        self.clear = False
+        #: roots of the stacks this request read from the store, under their lock
+        self.held: set[str] = set()
         #: the namespace's listing the store returned with a lock, if any
         self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
         self.current = self._resolve()
@@ -168,27 +170,23 @@ class RequestState:
 
     def namespace(self, create: bool = False) -> str | None:
         """The namespace of this request, from ``namespace_loader`` or the
-        session token.
+        token (see :mod:`~flask_conversation.namespace`).
 
-        :param create: create the session token if there is none yet.
+        :param create: create the token if there is none yet.
         """
-        if self._namespace is None:
-            loader = self.scope._namespace_loader
-            if loader is not None:
-                ns = loader()
-                if ns is not None and not isinstance(ns, str):
-                    raise TypeError("namespace_loader must return a str or None.")
-                self._namespace = ns or None
-            else:
-                self._namespace = session.get(NAMESPACE_KEY)
-                if self._namespace is None and create:
-                    self._namespace = secrets.token_urlsafe(12)
-                    session[NAMESPACE_KEY] = self._namespace
-        if self._namespace is None and create:
-            raise ConversationError(
-                "namespace_loader returned no namespace: cannot begin a conversation."
-            )
-        return self._namespace
+        return self._namespace.get(create)
+
+    def known_namespace(self) -> str | None:
+        """The namespace if this request already looked it up; never looks
+        it up.
+        """
+        return self._namespace.known
+
+    def rotate_namespace(self) -> None:
+        """Give the namespace a new token at commit; see
+        :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
+        """
+        self._namespace.rotate()
 
     def _resolve(self) -> Conversation:
         cid = read_cid(request, self.settings.param, self.settings.header)
@@ -212,6 +210,7 @@ class RequestState:
             self.missing = cid
             return self._temporary()
         self.locks[acquired.root_id] = acquired.token
+        self.held.add(acquired.root_id)
         self._listing = acquired.listing
         record = acquired.chain[-1]
         if record.ended:
@@ -264,7 +263,7 @@ class RequestState:
         if cid in self.active:
             return self.active[cid]
         namespace = self.namespace(create=claim)
-        if namespace is None or cid in self.deletes:
+        if namespace is None or cid in self.deletes or self.clear:
             return None
         if self.locks:
             # It may be in a stack this request holds: look before locking,
@@ -282,6 +281,8 @@ class RequestState:
         if acquired is None:
             return None
         self.locks[acquired.root_id] = acquired.token
+        if acquired.chain:
+            self.held.add(acquired.root_id)
         if not acquired.chain or acquired.chain[-1].ended:
             return None
         return self._adopt(acquired.chain)
@@ -381,16 +382,17 @@ class RequestState:
         self.ended.append(_Ended(cid, survivor, before_redirect))
 
     def end_all(self) -> None:
-        """End every conversation of the namespace; applied at commit."""
-        namespace = self.namespace()
-        if namespace is None:
+        """End every conversation of the namespace, as the namespace holds
+        them when the request commits.
+        """
+        if self.namespace() is None:
             return
-        for record in self.store.list_namespace(namespace):
-            self.deletes[record.id] = None if record.ended else "cleared"
-        for cid, conv in self.active.items():
-            self.deletes[cid] = "cleared"
+        self.clear = True
+        for conv in self.active.values():
             conv._id = None
         self.active.clear()
+        # Nothing of the namespace survives, not even for a redirect.
+        self.ended.clear()
         if self.current.nested:
             self.current = self._temporary(dict(self.current))
 
@@ -417,7 +419,9 @@ class RequestState:
         now = self.store.clock()
         # The listing that came with the lock saves a round trip.
         listed = self._listing(now) if self._listing is not None else None
-        if listed is not None:
+        if self.clear:
+            infos = {}
+        elif listed is not None:
             infos = {i.id: i for i in listed if i.id not in self.deletes}
         else:
             infos = {
@@ -441,7 +445,7 @@ class RequestState:
             data = dump_data(self.store.serializer, conv._data, cid, self.settings.max_size)
         return ConversationRecord(
             id=cid,
-            namespace=t.cast(str, self._namespace),
+            namespace=t.cast(str, self._namespace.known),
             parent_id=conv.parent.id if conv.parent is not None else None,
             root_id=t.cast(str, root.id),
             depth=conv.depth,
@@ -466,11 +470,17 @@ class RequestState:
             unlock=self.locks,
             max_count=self.settings.max_count,
             keep_roots={t.cast(str, c.root.id) for c in self.active.values()},
+            clear=self.clear,
+            held=self.held,
         )
         survivor = self._redirect_rules(response, batch, now)
-        namespace = self._namespace
+        namespace = self._namespace.known
         destroyed = self.store.commit(namespace, batch) if namespace and batch else []
         self.locks = {}
+        rotation = self._namespace.rotation()
+        if rotation is not None:
+            self.store.move_namespace(*rotation, self.settings.lock_timeout)
+        self._namespace.save(response)
         for cid, reason in destroyed:
             conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
         propagated = self.current.id if self.current.long_running else survivor
@@ -498,7 +508,7 @@ class RequestState:
             batch.saves.append(
                 ConversationRecord(
                     id=ended.cid,
-                    namespace=t.cast(str, self._namespace),
+                    namespace=t.cast(str, self._namespace.known),
                     parent_id=None,
                     root_id=ended.cid,
                     depth=0,
@@ -518,7 +528,7 @@ class RequestState:
         committed. Never raises.
         """
         locks, self.locks = self.locks, {}
-        namespace = self._namespace
+        namespace = self._namespace.known
         if namespace is None:
             return
         for root_id, token in locks.items():

@@ -301,7 +301,7 @@ class ConversationPanel(DebugPanel):
             nested=conv.nested,
             description=conv.description,
             timeout=str(conv.timeout),
-            namespace=state._namespace,
+            namespace=state.known_namespace(),
             missing=state.missing,
             propagated=response.headers.get(header) or state.cid_to_propagate(),
             data=_json(dict(conv)),

@@ -196,6 +196,17 @@ class CommitBatch:
     :param max_count: the most long-running conversations the namespace may
         hold; whole least recently used stacks are evicted to fit.
     :param keep_roots: stacks this request works in, never evicted.
+    :param clear: remove every record the namespace holds at the commit
+        (``end_all()``), reported with reason ``"cleared"``, before the
+        batch's own changes apply.
+    :param held: the roots of the stacks this request read from the store
+        while holding their locks. A held root that the namespace no longer
+        holds was removed by another request meanwhile (``end_all()``,
+        eviction, or a commit that found it expired and reported it): the
+        batch writes nothing of that stack back.
+
+    .. versionchanged:: 0.1
+        Added ``clear`` and ``held``.
     """
 
     saves: list[ConversationRecord] = dataclasses.field(default_factory=list)
@@ -203,9 +214,20 @@ class CommitBatch:
     unlock: dict[str, str] = dataclasses.field(default_factory=dict)
     max_count: int = 32
     keep_roots: set[str] = dataclasses.field(default_factory=set)
+    clear: bool = False
+    held: set[str] = dataclasses.field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.saves or self.deletes or self.unlock)
+        return bool(self.saves or self.deletes or self.unlock or self.clear)
+
+    def lost_roots(self, stored: t.Container[str]) -> set[str]:
+        """The held roots that ``stored`` (the ids the namespace holds) no
+        longer contains: stacks another request removed while this one
+        held them, which this batch must not write back.
+
+        :param stored: the ids of the records the namespace holds.
+        """
+        return {root for root in self.held if root not in stored}
 
 
 #: ``(cid, reason)`` pairs of the records a commit removed and reports.
@@ -225,8 +247,10 @@ class Plan:
 
 def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now: float) -> Plan:
     """Decide how a batch applies to the records a namespace holds: drop
-    expired records, delete ended subtrees, then evict least recently used
-    stacks until the namespace fits ``batch.max_count``.
+    expired records, clear the namespace if asked, delete ended subtrees,
+    then evict least recently used stacks until the namespace fits
+    ``batch.max_count``. Stacks the request held that another request
+    removed meanwhile are not written back (see :class:`CommitBatch`).
 
     A pure function, so that every store shares the same rules.
 
@@ -235,12 +259,16 @@ def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now:
     :param now: the current time.
     """
     records = {r.id: r for r in stored}
-    saving = {r.id for r in batch.saves}
+    lost = batch.lost_roots(records)
+    saves = [r for r in batch.saves if r.root_id not in lost]
+    saving = {r.id for r in saves}
     delete: list[str] = []
     destroyed: Destroyed = []
 
     def remove(cid: str, reason: str | None) -> None:
         records.pop(cid, None)
+        if cid in delete:
+            return
         delete.append(cid)
         if reason is not None:
             destroyed.append((cid, reason))
@@ -250,8 +278,12 @@ def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now:
         if r.expires_at <= now and r.id not in saving:
             remove(r.id, None if r.ended else "expired")
 
+    if batch.clear:
+        for r in list(records.values()):
+            remove(r.id, None if r.ended else "cleared")
+
     children: dict[str, list[str]] = {}
-    for r in [*records.values(), *batch.saves]:
+    for r in [*records.values(), *saves]:
         if r.parent_id is not None:
             children.setdefault(r.parent_id, []).append(r.id)
 
@@ -264,7 +296,7 @@ def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now:
                 is_tombstone = current in records and records[current].ended
                 remove(current, None if is_tombstone else reason)
 
-    for r in batch.saves:
+    for r in saves:
         records[r.id] = r
 
     live = [r for r in records.values() if not r.ended]
@@ -286,7 +318,7 @@ def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now:
 
     return Plan(
         delete=delete,
-        save=[r for r in batch.saves if r.id in records],
+        save=[r for r in saves if r.id in records],
         destroyed=destroyed,
     )
 
@@ -336,6 +368,11 @@ class ConversationStore:
     #: Whether the store drops expired records by itself (native TTL), so
     #: :meth:`purge` has nothing to do.
     native_expiry: bool = False
+
+    #: Whether the store keeps its records in :data:`flask.session`: the
+    #: namespace token is then kept there too, instead of in a cookie of
+    #: its own (``CONVERSATION_COOKIE_NAME``).
+    in_session: bool = False
 
     def __init__(
         self,
@@ -499,7 +536,7 @@ class ConversationStore:
         :return: the records removed, with their reasons, for the signals.
         """
         try:
-            if batch.saves or batch.deletes:
+            if batch.saves or batch.deletes or batch.clear:
                 plan = plan_commit(self.list_namespace(namespace), batch, self.clock())
                 for cid in plan.delete:
                     self.delete(namespace, cid)
@@ -510,6 +547,62 @@ class ConversationStore:
         finally:
             for root_id, token in batch.unlock.items():
                 self.unlock(namespace, root_id, token)
+
+    def move_namespace(self, old: str, new: str, timeout: float) -> None:
+        """Move every record of the namespace ``old`` to ``new``, for
+        :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
+        Afterwards ``old`` holds none of them, and no request that was
+        working in ``old`` writes any of them back there.
+
+        The default takes the lock of each stack of ``old``, waiting up to
+        ``timeout`` seconds in all for requests that hold them, so that their
+        changes are committed first and move along; then it saves each record
+        in ``new``, deletes it from ``old``, and releases the locks. Every call
+        names one namespace, so the two namespaces may live apart (another
+        slot of a Redis Cluster). A stack whose lock stays busy is moved
+        anyway: its holder then finds it gone at commit and writes nothing
+        (see :attr:`CommitBatch.held`). A failure part-way leaves every
+        record in ``old``, and maybe copies in ``new``, which no client has
+        the token of yet.
+
+        :param old: the current namespace.
+        :param new: the new namespace, which holds nothing yet.
+        :param timeout: seconds to wait for the stacks' locks, in all.
+
+        .. versionadded:: 0.1
+        """
+        tokens = self.lock_namespace(old, timeout)
+        try:
+            records = self.list_namespace(old)
+            for record in records:
+                self.save(dataclasses.replace(record, namespace=new))
+            for record in records:
+                self.delete(old, record.id)
+        finally:
+            for root_id, token in tokens.items():
+                self.unlock(old, root_id, token)
+
+    def lock_namespace(self, namespace: str, timeout: float) -> dict[str, str]:
+        """Take the locks of the stacks of ``namespace``, waiting up to
+        ``timeout`` seconds in all; a stack whose lock stays busy is left out.
+
+        :param namespace: the namespace.
+        :param timeout: seconds to wait, in all.
+        :return: ``root_id -> token`` of the locks taken, for :meth:`unlock`.
+        """
+        deadline = time.monotonic() + timeout
+        tokens: dict[str, str] = {}
+        try:
+            for root_id in sorted({r.root_id for r in self.list_namespace(namespace)}):
+                left = max(deadline - time.monotonic(), 0.0)
+                token = self.lock(namespace, root_id, left)
+                if token is not None:
+                    tokens[root_id] = token
+        except BaseException:
+            for root_id, token in tokens.items():
+                self.unlock(namespace, root_id, token)
+            raise
+        return tokens
 
     def purge(self) -> int | None:
         """Remove expired records of every namespace.
@@ -540,6 +633,8 @@ class LocalLocks:
         self._cond = threading.Condition()
         self._owners: dict[tuple[str, str], str] = {}
         self._counter = 0
+        # Tokens taken away by revoke() whose holders did not release yet.
+        self._revoked: set[str] = set()
 
     def acquire(self, namespace: str, root_id: str, timeout: float) -> str | None:
         """Take the lock, waiting up to ``timeout`` seconds.
@@ -567,9 +662,34 @@ class LocalLocks:
         """
         key = (namespace, root_id)
         with self._cond:
+            self._revoked.discard(token)
             if self._owners.get(key) == token:
                 del self._owners[key]
                 self._cond.notify_all()
+
+    def revoke(self, namespace: str, keep: t.Iterable[str] = ()) -> None:
+        """Take every lock of ``namespace`` away from its holder, except
+        the tokens in ``keep``: the namespace was cleared or moved, and
+        what its holders would write back is gone.
+
+        :param namespace: the namespace.
+        :param keep: tokens of the caller, which stay held.
+        """
+        kept = set(keep)
+        with self._cond:
+            for key, token in list(self._owners.items()):
+                if key[0] == namespace and token not in kept:
+                    del self._owners[key]
+                    self._revoked.add(token)
+            self._cond.notify_all()
+
+    def revoked(self, tokens: t.Iterable[str]) -> bool:
+        """Whether :meth:`revoke` took away one of ``tokens``.
+
+        :param tokens: tokens :meth:`acquire` returned.
+        """
+        with self._cond:
+            return any(token in self._revoked for token in tokens)
 
     def __len__(self) -> int:
         return len(self._owners)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import typing as t
 from collections import OrderedDict
@@ -100,7 +101,11 @@ class MemoryStore(ConversationStore):
         # the namespace can have expired, nothing is deleted and the
         # namespace cannot exceed max_count, plan_commit would just save the
         # batch, so skip copying the whole namespace to find that out.
-        if batch.saves and not batch.deletes and self._nothing_to_plan(namespace, batch):
+        if (
+            batch.saves
+            and not (batch.deletes or batch.clear)
+            and self._nothing_to_plan(namespace, batch)
+        ):
             try:
                 for record in batch.saves:
                     self.save(record)
@@ -122,12 +127,29 @@ class MemoryStore(ConversationStore):
             ids = self._index.get(namespace, set())
             if self._earliest.get(namespace, float("inf")) <= self.clock():
                 return False
+            if batch.lost_roots(ids):
+                return False
             new = sum(1 for r in batch.saves if r.id not in ids)
             return len(ids) + new <= batch.max_count
 
     def namespaces(self) -> dict[str, int]:
         with self._mutex:
             return {ns: len(ids) for ns, ids in self._index.items()}
+
+    def move_namespace(self, old: str, new: str, timeout: float) -> None:
+        # As the default, but deleting first: nothing here can fail between
+        # the two steps, and the store never holds both copies, which could
+        # evict other users' conversations from a full store.
+        tokens = self.lock_namespace(old, timeout)
+        try:
+            records = self.list_namespace(old)
+            for record in records:
+                self.delete(old, record.id)
+            for record in records:
+                self.save(dataclasses.replace(record, namespace=new))
+        finally:
+            for root_id, token in tokens.items():
+                self.unlock(old, root_id, token)
 
     def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
         return self._locks.acquire(namespace, root_id, timeout)

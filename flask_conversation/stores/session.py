@@ -56,6 +56,8 @@ class SessionStore(ConversationStore):
     #: other request changes while this one waits for a lock.
     shared = False
 
+    in_session = True
+
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._locks = LocalLocks()
@@ -89,6 +91,23 @@ class SessionStore(ConversationStore):
         if stored.pop(cid, None) is not None:
             self._write(namespace, stored)
 
+    def move_namespace(self, old: str, new: str, timeout: float) -> None:
+        """Move the namespace's records to ``new`` inside the session, at
+        once. Requests of this process that hold one of its stacks then
+        write nothing back; a request of another process works on its own
+        copy of the session, and the last one to answer sets the browser's
+        cookie (see the class's notes).
+
+        :param old: the current namespace.
+        :param new: the new namespace.
+        :param timeout: unused: no lock is needed within one session.
+        """
+        stored = self._stored(old)
+        if stored:
+            self._write(old, {})
+            self._write(new, stored)
+        self._locks.revoke(old)
+
     def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
         return self._locks.acquire(namespace, root_id, timeout)
 
@@ -99,7 +118,15 @@ class SessionStore(ConversationStore):
         # One new mapping, checked against the cookie limit, then assigned:
         # the session is either fully updated or left as it was.
         try:
-            if not (batch.saves or batch.deletes):
+            if self._locks.revoked(batch.unlock.values()):
+                # Another request of this process cleared or moved the
+                # namespace while this one held a stack: this request's copy
+                # of the session must not carry any of it back.
+                self._write(namespace, {})
+                return []
+            if batch.clear:
+                self._locks.revoke(namespace, keep=batch.unlock.values())
+            if not (batch.saves or batch.deletes or batch.clear):
                 return []
             stored = self._stored(namespace)
             now = self.clock()
@@ -127,7 +154,7 @@ class SessionStore(ConversationStore):
         namespace still fits ``max_count``: then the commit rules keep every
         record and save the whole batch.
         """
-        if batch.deletes or not batch.saves:
+        if batch.deletes or batch.clear or not batch.saves or batch.lost_roots(stored):
             return False
         new = sum(1 for r in batch.saves if r.id not in stored)
         if len(stored) + new > batch.max_count:
