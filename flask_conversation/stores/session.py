@@ -49,6 +49,11 @@ class SessionStore(ConversationStore):
     session commits a change. The store cannot list other users' sessions,
     so the CLI cannot list or purge it.
 
+    The namespace token lives in the session too. Within one process, a
+    request that holds a stack while another request clears the namespace
+    (``end_all()``) or moves it (``rotate_namespace()``) writes none of the
+    namespace back into its copy of the session.
+
     .. versionadded:: 0.1
     """
 
