@@ -25,8 +25,8 @@ from werkzeug.wrappers import Response
 
 from flask_conversation import conversation
 from flask_conversation import ConversationScope
-from flask_conversation.namespace import NAMESPACE_KEY
-from flask_conversation.namespace import signer
+from flask_conversation.namespaces import NAMESPACE_KEY
+from flask_conversation.namespaces import signer
 from flask_conversation.stores import MemoryStore
 from flask_conversation.testing import ConversationClient
 

@@ -1,4 +1,5 @@
-"""The namespace token: which namespace a request's conversations live in.
+"""Where a request's conversations live: its namespace, from the
+application's ``namespace_loader`` or from the browser's namespace token.
 
 Without a ``namespace_loader``, a browser gets a random token the first
 time it begins a conversation, and the token is the namespace:
@@ -11,7 +12,9 @@ time it begins a conversation, and the token is the namespace:
     named by ``CONVERSATION_COOKIE_NAME``, so that a request which uses a
     conversation learns its namespace without Flask's session: the session
     is neither decoded nor signed for it. Setting ``CONVERSATION_COOKIE_NAME``
-    to ``None`` keeps the token in the session for every store.
+    to ``None`` keeps the token in the session for every store, and so does
+    an application without a secret key to sign the cookie (a server-side
+    session needs none).
 
 The cookie is written only when the token is created, rotated, moved out of
 the session, or refreshed, never on the other requests.
@@ -35,6 +38,7 @@ from itsdangerous import TimestampSigner
 from werkzeug.wrappers import Response
 
 from .errors import ConversationError
+from .errors import NoSecretKey
 from .stores.base import ConversationStore
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +59,14 @@ TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 NamespaceLoader: t.TypeAlias = "t.Callable[[], str | None]"
 
 
+class Scope(t.Protocol):
+    """What the request's state asks of the extension."""
+
+    @property
+    def namespace_callback(self) -> NamespaceLoader | None:
+        """The function set with ``namespace_loader``, if any."""
+
+
 def new_token() -> str:
     """A new namespace token: 128 bits from :mod:`secrets`, URL-safe."""
     return secrets.token_urlsafe(16)
@@ -67,13 +79,10 @@ def signer(app: Flask, fallbacks: bool = False) -> TimestampSigner:
     :param app: the application.
     :param fallbacks: with the keys of ``SECRET_KEY_FALLBACKS`` instead, to
         read a cookie signed before the key changed.
-    :raise RuntimeError: the application has no secret key.
+    :raise NoSecretKey: the application has no secret key.
     """
     if not app.secret_key:
-        raise RuntimeError(
-            "The conversation namespace cookie is signed with the application's"
-            " secret key, and none is set: set SECRET_KEY (app.secret_key)."
-        )
+        raise NoSecretKey()
     keys = (app.config["SECRET_KEY_FALLBACKS"] or ()) if fallbacks else (app.secret_key,)
     return _signer(tuple(k if isinstance(k, bytes) else str(k).encode() for k in keys))
 
@@ -104,8 +113,11 @@ class RequestNamespace:
         self._app = app
         self._loader = loader
         name = app.config["CONVERSATION_COOKIE_NAME"]
+        # Without a key to sign it, a cookie cannot carry the token: a
+        # server-side session, which needs no key, still can.
+        in_session = store.in_session or not app.secret_key
         #: the cookie carrying the token, ``None`` when the session does
-        self._cookie: str | None = None if store.in_session else name or None
+        self._cookie: str | None = None if in_session else name or None
         self._value: str | None = None
         self._resolved = False
         #: the client must be given the token at the end of the request
@@ -126,6 +138,8 @@ class RequestNamespace:
         :param create: create a token if there is none yet.
         :raise ConversationError: ``create``, and ``namespace_loader``
             returned no namespace.
+        :raise NoSecretKey: ``create``, no loader, and neither a cookie nor
+            the session can carry a token: the application has no secret key.
         :raise TypeError: the loader returned something else than a string.
         """
         if not self._resolved:
@@ -136,8 +150,8 @@ class RequestNamespace:
                 raise ConversationError(
                     "namespace_loader returned no namespace: cannot begin a conversation."
                 )
-            if self._cookie is not None:
-                signer(self._app)  # fail now, not after the view, without a key
+            if self._cookie is None and self._app.session_interface.is_null_session(session):
+                raise NoSecretKey()
             self._value = new_token()
             self._send = True
             if self._cookie is None:
@@ -227,7 +241,7 @@ class RequestNamespace:
     def _read_cookie(self, name: str) -> str | None:
         app = self._app
         raw = request.cookies.get(name)
-        if not raw or not app.secret_key:
+        if not raw:
             return None
         lifetime = int(app.permanent_session_lifetime.total_seconds())
         try:
