@@ -276,6 +276,40 @@ def test_no_secret_key_names_the_fix(clock: FakeClock) -> None:
     assert client.post("/incr?cid=whatever").status_code == 404
 
 
+def test_without_a_secret_key_a_server_side_session_carries_the_token(
+    clock: FakeClock, tmp_path: t.Any
+) -> None:
+    """Flask-Session needs no secret key; a cookie of our own could not be
+    signed without one, so the server-side session keeps the token.
+    """
+    from cachelib.file import FileSystemCache
+    from flask_session import Session
+
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=True,
+        SESSION_TYPE="cachelib",
+        SESSION_CACHELIB=FileSystemCache(str(tmp_path / "sessions")),
+    )
+    Session(app)
+    ConversationScope(app, store=MemoryStore(clock=clock))
+
+    @app.post("/begin")
+    def begin() -> dict[str, t.Any]:
+        conversation.begin()
+        conversation["n"] = 1
+        return {"cid": conversation.id}
+
+    @app.get("/read")
+    def read() -> dict[str, t.Any]:
+        return dict(conversation)
+
+    client = app.test_client()
+    rv = client.post("/begin")
+    assert set(set_cookies(rv)) == {"session"}
+    assert client.get(f"/read?cid={rv.json['cid']}").json == {"n": 1}  # type: ignore[index]
+
+
 # -- the session cookie's settings and lifetime --------------------------------------------
 
 
