@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import typing as t
 
 
 class LocalLocks:
@@ -15,6 +16,8 @@ class LocalLocks:
         self._cond = threading.Condition()
         self._owners: dict[tuple[str, str], str] = {}
         self._counter = 0
+        # Tokens taken away by revoke() whose holders did not release yet.
+        self._revoked: set[str] = set()
 
     def acquire(self, namespace: str, root_id: str, timeout: float) -> str | None:
         """Take the lock, waiting up to ``timeout`` seconds.
@@ -42,9 +45,34 @@ class LocalLocks:
         """
         key = (namespace, root_id)
         with self._cond:
+            self._revoked.discard(token)
             if self._owners.get(key) == token:
                 del self._owners[key]
                 self._cond.notify_all()
+
+    def revoke(self, namespace: str, keep: t.Iterable[str] = ()) -> None:
+        """Take every lock of ``namespace`` away from its holder, except
+        the tokens in ``keep``: the namespace was cleared or moved, and
+        what its holders would write back is gone.
+
+        :param namespace: the namespace.
+        :param keep: tokens of the caller, which stay held.
+        """
+        kept = set(keep)
+        with self._cond:
+            for key, token in list(self._owners.items()):
+                if key[0] == namespace and token not in kept:
+                    del self._owners[key]
+                    self._revoked.add(token)
+            self._cond.notify_all()
+
+    def revoked(self, tokens: t.Iterable[str]) -> bool:
+        """Whether :meth:`revoke` took away one of ``tokens``.
+
+        :param tokens: tokens :meth:`acquire` returned.
+        """
+        with self._cond:
+            return any(token in self._revoked for token in tokens)
 
     def __len__(self) -> int:
         return len(self._owners)
