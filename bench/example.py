@@ -17,7 +17,6 @@ import typing as t
 import urllib.parse
 from datetime import date
 from datetime import timedelta
-from http.cookies import SimpleCookie
 
 from flask import Blueprint
 from flask import Flask
@@ -26,6 +25,8 @@ from flask import url_for
 from markupsafe import Markup
 
 from examples.security import csrf
+
+from .apps import merge_cookies
 
 #: The page measured.
 PAGE = "/booking"
@@ -139,7 +140,7 @@ def create_app(variant: str = "conversation") -> Flask:
 
 
 class _Browser:
-    """Just enough of a browser for the setup: one cookie, no redirects
+    """Just enough of a browser for the setup: its cookies, no redirects
     followed, so every step is checked. It talks HTTP to ``port``, or
     drives ``app`` in process when one is given.
     """
@@ -180,10 +181,7 @@ class _Browser:
             conn.request(method, path, body=body, headers=headers)
             rv = conn.getresponse()
             text = rv.read().decode()
-            for value in rv.headers.get_all("Set-Cookie") or ():
-                jar = SimpleCookie(value)
-                if "session" in jar:
-                    self.cookie = f"session={jar['session'].value}"
+            self.cookie = merge_cookies(self.cookie, rv.headers.get_all("Set-Cookie") or ())
             location = rv.headers.get("Location", "")
             return (
                 rv.status,
@@ -201,14 +199,9 @@ class _Browser:
         form: dict[str, str] | None,
         headers: dict[str, str],
     ) -> tuple[int, str, str]:
-        client = app.test_client()
-        headers.pop("Cookie", None)
-        if self.cookie:
-            client.set_cookie("session", self.cookie.partition("=")[2])
+        client = app.test_client(use_cookies=False)
         rv = client.open(path, method=method, data=form, headers=headers)
-        cookie = client.get_cookie("session")
-        if cookie is not None:
-            self.cookie = f"session={cookie.value}"
+        self.cookie = merge_cookies(self.cookie, rv.headers.getlist("Set-Cookie"))
         location = urllib.parse.urlsplit(rv.headers.get("Location", ""))
         return rv.status_code, location._replace(scheme="", netloc="").geturl(), rv.text
 
@@ -225,7 +218,7 @@ def open_booking(port: int = 0, app: Flask | None = None) -> tuple[str, str]:
 
     :param port: where the example runs over HTTP.
     :param app: the example application, to drive it in process instead.
-    :return: the review page's path with its cid, and the session cookie.
+    :return: the review page's path with its cid, and the ``Cookie`` header.
     """
     browser = _Browser(port, app)
     browser.read_token("/hotels/1")
@@ -252,7 +245,7 @@ def open_plain_page(port: int) -> str:
     example's does after :func:`open_booking`.
 
     :param port: where the plain page runs over HTTP.
-    :return: the session cookie.
+    :return: the ``Cookie`` header.
     """
     browser = _Browser(port)
     browser.read_token(PAGE)

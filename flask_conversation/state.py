@@ -31,7 +31,7 @@ from .errors import ConversationStoreError
 from .failures import StoreFailureLog
 from .limits import check_child
 from .limits import stack_size
-from .namespaces import load_namespace
+from .namespaces import RequestNamespace
 from .namespaces import Scope
 from .redirects import Ended
 from .redirects import redirect_survivors
@@ -67,7 +67,7 @@ class RequestState:
         self.scope = scope
         self.store = store
         self.settings = Settings.from_config(app.config)
-        self._namespace: str | None = None
+        self._namespace = RequestNamespace(app, scope.namespace_callback, store)
         #: long-running conversations this request works in, by id
         self.active: dict[str, Conversation] = {}
         #: held stack locks, ``root_id -> token``
@@ -81,6 +81,10 @@ class RequestState:
         self.error: BusyConversation | ConversationStoreError | None = None
         #: set by ``got_request_exception`` or a refused begin: commit nothing
         self.failed = False
+        #: ``end_all()`` was called: the commit clears the namespace
+        self.clear = False
+        #: roots of the stacks this request read from the store, under their lock
+        self.held: set[str] = set()
         #: whether the request named a cid, for the hint of a missing key
         self.named_cid = False
         #: a limit refused this request: nothing changed, and the client
@@ -112,20 +116,24 @@ class RequestState:
 
     def namespace(self, create: bool = False) -> str | None:
         """The namespace of this request, looked up once: see
-        :func:`~.namespaces.load_namespace`.
+        :class:`~.namespaces.RequestNamespace`.
 
-        :param create: create the session token if there is none yet.
+        :param create: create the token if there is none yet.
         """
-        if self._namespace is None:
-            self._namespace = load_namespace(self.scope.namespace_callback, create)
-        return self._namespace
+        return self._namespace.get(create)
 
     @property
     def known_namespace(self) -> str | None:
         """The namespace if this request already looked it up; never looks
         it up.
         """
-        return self._namespace
+        return self._namespace.known
+
+    def rotate_namespace(self) -> None:
+        """Give the namespace a new token at commit; see
+        :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
+        """
+        self._namespace.rotate()
 
     def _resolve(self) -> Conversation:
         found = locate_cid(request, self.settings.param, self.settings.header)
@@ -152,6 +160,7 @@ class RequestState:
             self.missing = cid
             return self._temporary()
         self.locks[acquired.root_id] = acquired.token
+        self.held.add(acquired.root_id)
         self._listing = acquired.listing
         record = acquired.chain[-1]
         if record.ended:
@@ -200,7 +209,7 @@ class RequestState:
         if cid in self.active:
             return self.active[cid]
         namespace = self.namespace(create=claim)
-        if namespace is None or cid in self.deletes:
+        if namespace is None or cid in self.deletes or self.clear:
             return None
         with self.failures.reporting("looking up a conversation"):
             return self._find_stored(namespace, cid, claim)
@@ -222,6 +231,8 @@ class RequestState:
         if acquired is None:
             return None
         self.locks[acquired.root_id] = acquired.token
+        if acquired.chain:
+            self.held.add(acquired.root_id)
         if not acquired.chain or acquired.chain[-1].ended:
             return None
         return self._adopt(acquired.chain)
@@ -328,18 +339,17 @@ class RequestState:
         self.ended.append(Ended(cid, survivor, before_redirect))
 
     def end_all(self) -> None:
-        """End every conversation of the namespace; applied at commit."""
-        namespace = self.namespace()
-        if namespace is None:
+        """End every conversation of the namespace, as the namespace holds
+        them when the request commits.
+        """
+        if self.namespace() is None:
             return
-        with self.failures.reporting("listing the namespace"):
-            records = self.store.list_namespace(namespace)
-        for record in records:
-            self.deletes[record.id] = None if record.ended else "cleared"
-        for cid, conv in self.active.items():
-            self.deletes[cid] = "cleared"
+        self.clear = True
+        for conv in self.active.values():
             conv.detach()
         self.active.clear()
+        # Nothing of the namespace survives, not even for a redirect.
+        self.ended.clear()
         if self.current.nested:
             self.current = self._temporary(dict(self.current))
 
@@ -366,7 +376,9 @@ class RequestState:
         now = self.store.clock()
         # The listing that came with the lock saves a round trip.
         listed = self._listing(now) if self._listing is not None else None
-        if listed is not None:
+        if self.clear:
+            infos = {}
+        elif listed is not None:
             infos = {i.id: i for i in listed if i.id not in self.deletes}
         else:
             with self.failures.reporting("listing the namespace"):
@@ -388,7 +400,7 @@ class RequestState:
     ) -> ConversationRecord:
         if data is None:
             data = dump_data(self.store.serializer, conv.own_data, conv.id, self.settings.max_size)
-        return record_of(conv, t.cast(str, self._namespace), now, data)
+        return record_of(conv, t.cast(str, self.known_namespace), now, data)
 
     def commit(self, response: Response) -> None:
         """Write this request's changes in one batch and release its locks,
@@ -404,22 +416,29 @@ class RequestState:
             unlock=self.locks,
             max_count=self.settings.max_count,
             keep_roots={t.cast(str, c.root.id) for c in self.active.values()},
+            clear=self.clear,
+            held=self.held,
         )
         survivor = None
+        namespace = self.known_namespace
         for ended in redirect_survivors(response, self.ended, self.settings.param):
             data = dump_data(
                 self.store.serializer, dict(ended.conversation), ended.cid, self.settings.max_size
             )
             batch.saves.append(
-                survivor_of(ended.cid, ended.conversation, t.cast(str, self._namespace), now, data)
+                survivor_of(ended.cid, ended.conversation, t.cast(str, namespace), now, data)
             )
             survivor = ended.cid
-        namespace = self._namespace
         destroyed = []
-        if namespace and batch:
-            with self.failures.reporting("committing"):
+        with self.failures.reporting("committing"):
+            if namespace and batch:
                 destroyed = self.store.commit(namespace, batch)
         self.locks = {}
+        rotation = self._namespace.rotation()
+        if rotation is not None:
+            with self.failures.reporting("moving the namespace"):
+                self.store.move_namespace(*rotation, self.settings.lock_timeout)
+        self._namespace.save(response)
         for cid, reason in destroyed:
             conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
         propagated = self.current.id if self.current.long_running else survivor
@@ -435,7 +454,7 @@ class RequestState:
 
         :param response: the response about to be sent.
         """
-        if self.cid_source is not None or self._namespace is not None:
+        if self.cid_source is not None or self.known_namespace is not None:
             mark_private(response, self.settings.header, self.cid_source)
 
     def keep_named_cid(self, response: Response) -> None:
@@ -452,7 +471,7 @@ class RequestState:
         committed. Never raises.
         """
         locks, self.locks = self.locks, {}
-        namespace = self._namespace
+        namespace = self.known_namespace
         if namespace is None:
             return
         for root_id, token in locks.items():

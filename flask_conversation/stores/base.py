@@ -16,6 +16,7 @@ rules they share are in :mod:`.rules`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import typing as t
 
@@ -82,6 +83,11 @@ class ConversationStore:
     #: Whether the store drops expired records by itself (native TTL), so
     #: :meth:`purge` has nothing to do.
     native_expiry: bool = False
+
+    #: Whether the store keeps its records in :data:`flask.session`: the
+    #: namespace token is then kept there too, instead of in a cookie of
+    #: its own (``CONVERSATION_COOKIE_NAME``).
+    in_session: bool = False
 
     def __init__(
         self,
@@ -269,7 +275,7 @@ class ConversationStore:
         :return: the records removed, with their reasons, for the signals.
         """
         try:
-            if batch.saves or batch.deletes:
+            if batch.saves or batch.deletes or batch.clear:
                 return self.apply_batch(namespace, batch)
             return []
         finally:
@@ -286,8 +292,8 @@ class ConversationStore:
         in fewer round trips.
 
         :param namespace: the namespace the changes belong to.
-        :param batch: the changes, with :attr:`~CommitBatch.saves` or
-            :attr:`~CommitBatch.deletes`.
+        :param batch: the changes, with :attr:`~CommitBatch.saves`,
+            :attr:`~CommitBatch.deletes` or :attr:`~CommitBatch.clear`.
         :return: the records removed, with their reasons, for the signals.
 
         .. versionadded:: 0.1
@@ -298,6 +304,64 @@ class ConversationStore:
         for record in plan.save:
             self.save(record)
         return plan.destroyed
+
+    def move_namespace(self, old: str, new: str, timeout: float) -> None:
+        """Move every record of the namespace ``old`` to ``new``, for
+        :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
+        Afterwards ``old`` holds none of them, and no request that was
+        working in ``old`` writes any of them back there.
+
+        The default takes the lock of each stack of ``old``, waiting up to
+        ``timeout`` seconds in all for requests that hold them, so that their
+        changes are committed first and move along; then it saves each record
+        in ``new``, deletes it from ``old``, and releases the locks. Every call
+        names one namespace, so the two namespaces may live apart (another
+        slot of a Redis Cluster). A stack whose lock stays busy is moved
+        anyway: its holder then finds it gone at commit and writes nothing
+        (see :attr:`CommitBatch.held`). A failure part-way leaves every
+        record in ``old``, and maybe copies in ``new``, which no client has
+        the token of yet.
+
+        :param old: the current namespace.
+        :param new: the new namespace, which holds nothing yet.
+        :param timeout: seconds to wait for the stacks' locks, in all.
+
+        .. versionadded:: 0.1
+        """
+        tokens = self.lock_namespace(old, timeout)
+        try:
+            records = self.list_namespace(old)
+            for record in records:
+                self.save(dataclasses.replace(record, namespace=new))
+            for record in records:
+                self.delete(old, record.id)
+        finally:
+            for root_id, token in tokens.items():
+                self.unlock(old, root_id, token)
+
+    def lock_namespace(self, namespace: str, timeout: float) -> dict[str, str]:
+        """Take the locks of the stacks of ``namespace``, waiting up to
+        ``timeout`` seconds in all; a stack whose lock stays busy is left out.
+
+        :param namespace: the namespace.
+        :param timeout: seconds to wait, in all.
+        :return: ``root_id -> token`` of the locks taken, for :meth:`unlock`.
+
+        .. versionadded:: 0.1
+        """
+        deadline = time.monotonic() + timeout
+        tokens: dict[str, str] = {}
+        try:
+            for root_id in sorted({r.root_id for r in self.list_namespace(namespace)}):
+                left = max(deadline - time.monotonic(), 0.0)
+                token = self.lock(namespace, root_id, left)
+                if token is not None:
+                    tokens[root_id] = token
+        except BaseException:
+            for root_id, token in tokens.items():
+                self.unlock(namespace, root_id, token)
+            raise
+        return tokens
 
     def purge(self) -> int | None:
         """Remove expired records of every namespace.

@@ -69,6 +69,8 @@ class LocalLocks:
         self._owners: dict[tuple[str, str], str] = {}
         self._waiting: dict[tuple[str, str], _Waiters] = {}
         self._counter = 0
+        # Tokens taken away by revoke() whose holders did not release yet.
+        self._revoked: set[str] = set()
 
     def acquire(self, namespace: str, root_id: str, timeout: float) -> str | None:
         """Take the lock, waiting up to ``timeout`` seconds.
@@ -106,12 +108,41 @@ class LocalLocks:
         """
         key = (namespace, root_id)
         with self._mutex:
+            self._revoked.discard(token)
             if self._owners.get(key) == token:
                 del self._owners[key]
-                waiters = self._waiting.get(key)
-                if waiters is not None:
-                    # One waiter can take it; the others keep sleeping.
-                    waiters.cond.notify()
+                self._wake(key)
+
+    def revoke(self, namespace: str, keep: t.Iterable[str] = ()) -> None:
+        """Take every lock of ``namespace`` away from its holder, except
+        the tokens in ``keep``: the namespace was cleared or moved, and
+        what its holders would write back is gone.
+
+        :param namespace: the namespace.
+        :param keep: tokens of the caller, which stay held.
+        """
+        kept = set(keep)
+        with self._mutex:
+            for key, token in list(self._owners.items()):
+                if key[0] == namespace and token not in kept:
+                    del self._owners[key]
+                    self._revoked.add(token)
+                    self._wake(key)
+
+    def revoked(self, tokens: t.Iterable[str]) -> bool:
+        """Whether :meth:`revoke` took away one of ``tokens``.
+
+        :param tokens: tokens :meth:`acquire` returned.
+        """
+        with self._mutex:
+            return any(token in self._revoked for token in tokens)
+
+    def _wake(self, key: tuple[str, str]) -> None:
+        # Called with the mutex held. One waiter can take the lock; the
+        # others keep sleeping.
+        waiters = self._waiting.get(key)
+        if waiters is not None:
+            waiters.cond.notify()
 
     def __len__(self) -> int:
         return len(self._owners)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import typing as t
 from collections import OrderedDict
@@ -171,6 +172,21 @@ class MemoryStore(ConversationStore):
     def namespaces(self) -> dict[str, int]:
         with self._mutex:
             return {ns: len(ids) for ns, ids in self._index.items()}
+
+    def move_namespace(self, old: str, new: str, timeout: float) -> None:
+        # As the default, but deleting first: nothing here can fail between
+        # the two steps, and the store never holds both copies, which could
+        # evict other users' conversations from a full store.
+        tokens = self.lock_namespace(old, timeout)
+        try:
+            records = self.list_namespace(old)
+            for record in records:
+                self.delete(old, record.id)
+            for record in records:
+                self.save(dataclasses.replace(record, namespace=new))
+        finally:
+            for root_id, token in tokens.items():
+                self.unlock(old, root_id, token)
 
     def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
         return self._locks.acquire(namespace, root_id, timeout)
