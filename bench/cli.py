@@ -24,7 +24,7 @@ from .results import Row
 from .timing import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ("1", "2", "3", "4", "5", "6", "7", "8")
+ALL = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -98,7 +98,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         ctx = figures.Context(timing=timing, counts=counts)
-        if wanted & {"3", "4", "5", "6", "8"}:
+        if wanted & {"3", "4", "5", "6", "8", "9"}:
             cpu = None if args.shared_cpu else own_cpu()
             try:
                 ctx.redis_url = stack.enter_context(RedisServer(args.redis_server, cpu)).url
@@ -116,9 +116,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 lambda: http.figure_6(ctx.redis_url, rounds=http_rounds, seconds=http_seconds),
             ),
             ("7", lambda: figures.figure_7(ctx)),
+            ("8", lambda: figures.figure_8(ctx)),
             (
-                "8",
-                lambda: server_time.figure_8(
+                "9",
+                lambda: server_time.figure_9(
                     ctx, requests=200 if quick else 2000, rounds=1 if quick else 7
                 ),
             ),

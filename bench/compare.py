@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The bars: a label, how to find the row, and the target.
 RATIOS: list[tuple[str, str, str, float]] = [
     ("read+write, wall time\n(fig. 3, <= 1.00)", "3", "Flask-Session", 1.00),
-    ("Redis server time\n(fig. 8, <= 3.00)", "8", "Flask-Session", 3.00),
+    ("Redis server time\n(fig. 9, <= 3.00)", "9", "Flask-Session", 3.00),
     ("HTTP req/s\n(fig. 6, >= 0.90)", "6", "Flask-Session", 0.90),
 ]
 
@@ -65,7 +65,7 @@ def plot(before: dict[str, t.Any], after: dict[str, t.Any], path: Path) -> None:
     left.legend()
     names, values, colors = [], [], []
     for name, run in (("before", before), ("after", after)):
-        row = _row(run["rows"], "8", "Flask-Session")
+        row = _row(run["rows"], "9", "Flask-Session")
         if row is None:
             continue
         names += [f"RedisStore\n{name}", f"Flask-Session\n{name}"]

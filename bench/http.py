@@ -19,9 +19,9 @@ import tempfile
 import time
 import typing as t
 import urllib.request
-from http.cookies import SimpleCookie
 from pathlib import Path
 
+from .apps import merge_cookies
 from .example import PAGE as EXAMPLE_PAGE
 from .redis_server import free_port
 from .results import Row
@@ -120,12 +120,15 @@ def _begin(server: Gunicorn, tabs: int) -> list[tuple[str, str]]:
     own session), and check that the page answers: the ``(path, cookie)``
     of each, for wrk to take in turn.
     """
-    if server.variant == "plain":
-        return [((EXAMPLE_PAGE if server.module == "bench.example" else PAGE), "")] * tabs
-    if server.module == "bench.example" and server.variant == "conversation":
+    if server.module == "bench.example" and server.variant != "session":
         from .example import open_booking
+        from .example import open_plain_page
 
+        if server.variant == "plain":
+            return [(EXAMPLE_PAGE, open_plain_page(server.port))] * tabs
         return [open_booking(server.port) for _ in range(tabs)]
+    if server.variant == "plain":
+        return [(PAGE, "")] * tabs
     start, page = (
         ("/booking/start", EXAMPLE_PAGE)
         if server.module == "bench.example"
@@ -136,13 +139,13 @@ def _begin(server: Gunicorn, tabs: int) -> list[tuple[str, str]]:
         req = urllib.request.Request(server.base + start, data=b"", method="POST")
         with urllib.request.urlopen(req, timeout=10) as rv:
             cid = rv.headers.get("X-Conversation-Id") or rv.read().decode()
-            session = SimpleCookie(rv.headers["Set-Cookie"])["session"].value
+            cookie = merge_cookies("", rv.headers.get_all("Set-Cookie") or ())
         path = f"{page}?cid={cid}"
-        check = urllib.request.Request(server.base + path, headers={"Cookie": f"session={session}"})
+        check = urllib.request.Request(server.base + path, headers={"Cookie": cookie})
         with urllib.request.urlopen(check, timeout=10) as rv:
             if rv.status != 200 or cid not in rv.read().decode():
                 raise RuntimeError(f"booking page answered {rv.status} without the cid")
-        opened.append((path, f"session={session}"))
+        opened.append((path, cookie))
     return opened
 
 

@@ -1,4 +1,4 @@
-"""Figure 8: the work one request gives the Redis server, which caps a
+"""Figure 9: the work one request gives the Redis server, which caps a
 whole deployment (one Redis primary serves every app server): the time
 the server spends executing the request's commands, from ``INFO
 commandstats``, for ``RedisStore`` and for the hand-rolled dict in a
@@ -55,7 +55,7 @@ def _measure(ctx: Context, call: t.Callable[[], None], n: int) -> tuple[float, f
         client.close()
 
 
-def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
+def figure_9(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
     """Server time per request of figure 3's pair, in alternating rounds.
 
     :param ctx: the run's context.
@@ -65,10 +65,10 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
     what = "Redis server time per request (commandstats)"
     why = redis_missing(ctx)
     if why:
-        return [skipped("8", what, why)]
+        return [skipped("9", what, why)]
     tabs = apps.tabs_app(session_redis=ctx.redis_client())
     tab_id, tab_cookie = apps.start(tabs)
-    conv = apps.conversation_app(_redis_store(ctx, "bench8:"))
+    conv = apps.conversation_app(_redis_store(ctx, "bench9:"))
     cid, cookie = apps.start(conv)
     base_call = _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM)
     subj_call = _step(conv, cid, cookie)
@@ -79,12 +79,12 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
     value = b"x" * 300
 
     def empty_scripts() -> None:
-        nothing(keys=["bench8:floor"])
-        nothing(keys=["bench8:floor"])
+        nothing(keys=["bench9:floor"])
+        nothing(keys=["bench9:floor"])
 
     def get_set() -> None:
-        client.get("bench8:session")
-        client.set("bench8:session", value, ex=3600)
+        client.get("bench9:session")
+        client.set("bench9:session", value, ex=3600)
 
     base: list[tuple[float, float]] = []
     subj: list[tuple[float, float]] = []
@@ -122,7 +122,7 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
     pair = "Flask-Session Redis, hand-rolled tabs dict"
     return [
         Row(
-            figure="8",
+            figure="9",
             what=f"{what}, RedisStore read+write",
             baseline=pair,
             result=f"{ratio:.2f}",
@@ -133,7 +133,7 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
             extra=extra,
         ),
         Row(
-            figure="8",
+            figure="9",
             what="requests/s one Redis core serves, from the line above",
             baseline="",
             result=f"{ceiling:,.0f} req/s",
@@ -144,7 +144,7 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
             extra=extra,
         ),
         Row(
-            figure="8",
+            figure="9",
             what="floor: two script calls that do nothing (informative)",
             baseline="a GET and a SET of 300 bytes",
             result=f"{floor_ratio:.2f}",
@@ -153,7 +153,7 @@ def figure_8(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
             extra=extra,
         ),
         Row(
-            figure="8",
+            figure="9",
             what="Redis CPU per request, I/O included (informative)",
             baseline=pair,
             result=f"{cpu_ratio:.2f}",

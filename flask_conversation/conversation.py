@@ -21,6 +21,7 @@ from flask import session
 from .config import Settings
 from .config import Timeout
 from .config import to_seconds
+from .errors import NoCidKeyError
 
 _MISSING: t.Any = object()
 
@@ -30,6 +31,10 @@ class ConversationOwner(t.Protocol):
 
     #: The request's settings; the conversation reads ``exclude``.
     settings: Settings
+
+    #: Whether the request named a cid: a key missing from a temporary
+    #: conversation of a request that named none gets a hint.
+    named_cid: bool
 
     def initial_state(self) -> dict[str, t.Any]:
         """A fresh copy of ``CONVERSATION_INITIAL_STATE``."""
@@ -270,6 +275,10 @@ class Conversation(MutableMapping[str, t.Any]):
             if key in conv._data:
                 return conv._data[key]
             conv = conv._parent
+        if self._id is None and self._created_at is None and not self._state.named_cid:
+            # Never long-running, in a request without a cid: the key most
+            # likely lives in a conversation the cid was meant to name.
+            raise NoCidKeyError(key)
         raise KeyError(key)
 
     def __setitem__(self, key: str, value: t.Any) -> None:

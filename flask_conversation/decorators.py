@@ -6,19 +6,30 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import typing as t
 
+from flask import current_app
 from flask import redirect
+from flask import request
 from flask import url_for
 from werkzeug.exceptions import NotFound
 
 from .cid import check_cid
 from .cid import is_valid_cid
+from .config import Settings
 from .config import Timeout
 from .context import current_conversation
+from .context import get_state
+from .errors import MISSING_CID_CAUSES
 from .errors import NoConversation
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+logger = logging.getLogger("flask_conversation")
+
+#: How much of a malformed natural id the 404 page shows.
+_SHOWN = 70
 
 
 def _wrap(
@@ -90,8 +101,12 @@ def begin_conversation(
     def before(kwargs: dict[str, t.Any]) -> None:
         cid = id(**kwargs) if callable(id) else id
         if cid is not None and not is_valid_cid(cid):
-            # Built from the URL: no conversation can have that id.
-            raise NotFound(f"No conversation can have the id {cid!r}.")
+            # Built from the URL: no conversation can have that id. The page
+            # shows a bounded part of it (escaped by werkzeug), never all.
+            shown = repr(cid[:_SHOWN])
+            if len(cid) > _SHOWN:
+                shown += f"... ({len(cid)} characters)"
+            raise NotFound(f"No conversation can have the id {shown}.")
         current_conversation().begin(
             join=join,
             nested=nested,
@@ -155,6 +170,9 @@ def conversation_required(
     def before(kwargs: dict[str, t.Any]) -> t.Any:
         if current_conversation().long_running:
             return None
+        state = get_state()
+        if not state.named_cid:
+            _log_missing_cid(state.settings)
         if redirect_to is not None:
             return redirect(url_for(redirect_to))
         raise NoConversation()
@@ -165,3 +183,21 @@ def conversation_required(
     if view is not None:
         return decorator(view)
     return decorator
+
+
+def _log_missing_cid(settings: Settings) -> None:
+    # Most often a forgotten cid rather than a user arriving from outside:
+    # say so where a developer looks (a warning in debug mode), and keep it
+    # out of production logs unless asked for.
+    level = logging.WARNING if current_app.debug else logging.INFO
+    logger.log(
+        level,
+        "%s %s reached the @conversation_required view %r without a cid (no %r"
+        " query parameter, form field or %s header). The usual causes: %s.",
+        request.method,
+        request.path,
+        request.endpoint,
+        settings.param,
+        settings.header,
+        MISSING_CID_CAUSES,
+    )

@@ -55,12 +55,22 @@ def random_batch(
     deletes: dict[str, str | None] = {
         cid: "ended" for cid in rng.sample(IDS, rng.choice([0, 0, 0, 1]))
     }
-    return CommitBatch(saves=saves, deletes=deletes, max_count=rng.choice([3, 6, 32]))
+    # Stacks the request held, which another request may have removed.
+    held = {r.root_id for r in saves if rng.random() < 0.5}
+    return CommitBatch(
+        saves=saves,
+        deletes=deletes,
+        max_count=rng.choice([3, 6, 32]),
+        clear=rng.random() < 0.03,
+        held=held,
+    )
 
 
 def copy(batch: CommitBatch) -> CommitBatch:
     """A batch for one store: no store sees another's lists."""
-    return dataclasses.replace(batch, saves=list(batch.saves), deletes=dict(batch.deletes))
+    return dataclasses.replace(
+        batch, saves=list(batch.saves), deletes=dict(batch.deletes), held=set(batch.held)
+    )
 
 
 def kept(store: ConversationStore, namespace: str, now: float) -> list[tuple[str, float, bool]]:
@@ -231,8 +241,8 @@ def test_redis_listing_with_the_lock_lists_like_list_namespace(redis_client: t.A
 def stack_batch(rng: random.Random, namespace: str, now: float) -> CommitBatch:
     """What one request may commit: saves in one stack (a root, children,
     grandchildren, sometimes an ended survivor), deletes of other
-    conversations, the saved stack kept from eviction, a count limit that
-    is often exceeded.
+    conversations, the saved stack kept from eviction and sometimes held,
+    sometimes an end_all, a count limit that is often exceeded.
     """
     root = rng.choice(IDS)
     saves = []
@@ -273,6 +283,10 @@ def stack_batch(rng: random.Random, namespace: str, now: float) -> CommitBatch:
         deletes=deletes,
         max_count=rng.choice([2, 4, 8, 32]),
         keep_roots={root} if saves else set(),
+        # The stack was read under its lock; another request may have
+        # removed it since.
+        held={root} if saves and rng.random() < 0.5 else set(),
+        clear=rng.random() < 0.03,
     )
 
 
@@ -305,7 +319,11 @@ def test_redis_commit_decides_as_plan_commit(redis_client: t.Any) -> None:
                 assert token is not None
             meta = redis_store.keys("n").meta
             earliest = redis_client.hget(meta, "~e")
-            if earliest is not None and float(earliest) > clock.now and not batch.deletes:
+            if (
+                earliest is not None
+                and float(earliest) > clock.now
+                and not (batch.deletes or batch.clear)
+            ):
                 shortcut += 1
             else:
                 full += 1

@@ -18,6 +18,7 @@ from ...errors import ConversationStoreError
 from ...serialization import Serializer
 from ..base import ConversationStore
 from ..base import system_clock
+from ..locks import lock_retries
 from ..records import Acquired
 from ..records import CommitBatch
 from ..records import ConversationRecord
@@ -28,7 +29,6 @@ from .keys import NamespaceKeys
 from .keys import registry_key
 from .keys import shard_tag as shard_tag
 from .keys import SHARDS as SHARDS
-from .polling import waits
 from .scripts import Mode
 from .scripts import Reply
 from .scripts import Scripts
@@ -61,8 +61,8 @@ class RedisStore(ConversationStore):
         owner. A commit whose lease ran out (whether or not another request
         took the lock since) writes nothing and fails with
         :exc:`~flask_conversation.ConversationStoreError`. A request that
-        waits for a lock asks again after growing pauses, at most 20 times
-        a second.
+        waits for a lock asks again after growing pauses
+        (:func:`~.locks.lock_retries`).
     -   **Two round trips** for a request that uses a conversation: one
         script call locks the stack and loads its chain (:meth:`acquire`),
         one applies the commit rules, writes and unlocks (:meth:`commit`).
@@ -112,11 +112,6 @@ class RedisStore(ConversationStore):
     #: :attr:`~.records.Acquired.listing`) while the namespace holds at most
     #: this many conversations; a larger one is listed by its own call.
     listing_limit = 32
-
-    #: The longest pause between two attempts to take a busy lock, in
-    #: seconds: a waiting request asks at most about ``1 / lock_poll``
-    #: times a second.
-    lock_poll = 0.06
 
     def __init__(
         self,
@@ -253,19 +248,17 @@ class RedisStore(ConversationStore):
                 rv.append(codec.unpack(namespace, cid, metas[i + 1], data[cid]))
         return rv
 
-    def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
-        """Take the lock with a fresh random token, asking again after
-        growing pauses (at most about 20 times a second) until ``timeout``
-        seconds have passed (real time, not the store's clock).
+    def try_lock(self, namespace: str, root_id: str) -> str | None:
+        """Take the lock with a fresh random token in one script call, if
+        it is free or its lease ran out. :meth:`lock` asks again after
+        growing pauses (see :func:`~.locks.lock_retries`).
 
         :param namespace: the namespace of the stack.
         :param root_id: the id of the stack's root.
-        :param timeout: seconds to wait for another holder.
         """
         token = secrets.token_hex(16)
-        for _ in waits(timeout, self.lock_poll):
-            if self._run_acquire(namespace, root_id, Mode.LOCK, token)[0] == Reply.LOCKED:
-                return token
+        if self._run_acquire(namespace, root_id, Mode.LOCK, token)[0] == Reply.LOCKED:
+            return token
         return None
 
     def unlock(self, namespace: str, root_id: str, token: str) -> None:
@@ -343,7 +336,7 @@ class RedisStore(ConversationStore):
 
     def _acquire(self, namespace: str, cid: str, timeout: float, mode: Mode) -> Acquired | None:
         token = secrets.token_hex(16)
-        for _ in waits(timeout, self.lock_poll):
+        for _ in lock_retries(timeout):
             rv = self._run_acquire(namespace, cid, mode, token)
             status = rv[0]
             if status == Reply.MISSING:
@@ -372,7 +365,7 @@ class RedisStore(ConversationStore):
             longer holds a lock of the batch (its lease ran out); nothing
             was written.
         """
-        if not (batch.saves or batch.deletes):
+        if not (batch.saves or batch.deletes or batch.clear):
             if batch.unlock:
                 self._unlock(namespace, batch.unlock)
             return []
@@ -385,8 +378,11 @@ class RedisStore(ConversationStore):
             batch.max_count,
             repr(min(expiries)) if saves else "",
             repr(max(expiries)) if saves else "",
+            "1" if batch.clear else "",
             len(batch.keep_roots),
             *batch.keep_roots,
+            len(batch.held),
+            *batch.held,
             len(saves),
         ]
         for r in saves:

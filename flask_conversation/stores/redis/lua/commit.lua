@@ -16,8 +16,12 @@
 -- ARGV[3]  max_count
 -- ARGV[4]  the earliest expiry of the saves ("" without saves)
 -- ARGV[5]  the latest expiry of the saves ("" without saves)
--- ARGV[6...] counted lists, each a count n then its items:
+-- ARGV[6]  "1" to clear the namespace first (end_all), else ""
+-- ARGV[7...] counted lists, each a count n then its items:
 --          keep roots: root...
+--          held roots: root... (stacks the request read under their locks:
+--            one that is gone was removed by another request meanwhile,
+--            and nothing of it is written back)
 --          saves: (cid, metadata)... then (cid, data)... (2n pairs)
 --          deletes: (cid, reason or "" to report nothing)...
 --          unlocks: (root, owner token)...
@@ -32,14 +36,16 @@
 
 local meta_key, data_key, registry = KEYS[1], KEYS[2], KEYS[3]
 local now, namespace, max_count = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local low, high = tonumber(ARGV[4]), tonumber(ARGV[5])
+local low, high, clear = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
 
 -- Where each list starts in ARGV, and its length: the items are read in
 -- place, so that the common commit builds no tables.
-local keeps_at = 7
-local keeps_n = tonumber(ARGV[6])
-local saves_n = tonumber(ARGV[keeps_at + keeps_n])
-local metas_at = keeps_at + keeps_n + 1
+local keeps_at = 8
+local keeps_n = tonumber(ARGV[7])
+local helds_n = tonumber(ARGV[keeps_at + keeps_n])
+local helds_at = keeps_at + keeps_n + 1
+local saves_n = tonumber(ARGV[helds_at + helds_n])
+local metas_at = helds_at + helds_n + 1
 local datas_at = metas_at + 2 * saves_n
 local deletes_n = tonumber(ARGV[datas_at + 2 * saves_n])
 local deletes_at = datas_at + 2 * saves_n + 1
@@ -54,10 +60,12 @@ local function slices(command, key, list, first, last)
   end
 end
 
--- One read for the header, the locks and whether each save exists.
+-- One read for the header, the locks, whether each save exists and
+-- whether each held stack is still there.
 local fields = {EARLIEST, KEEP}
 for i = unlocks_at, unlocks_at + 2 * unlocks_n - 1, 2 do fields[#fields + 1] = LOCK .. ARGV[i] end
 for i = metas_at, datas_at - 1, 2 do fields[#fields + 1] = ARGV[i] end
+for i = helds_at, helds_at + helds_n - 1 do fields[#fields + 1] = ARGV[i] end
 local got = redis.call('HMGET', meta_key, unpack(fields))
 local earliest, keep = tonumber(got[1]), tonumber(got[2])
 
@@ -124,9 +132,13 @@ local function write(kept, new_earliest, new_high)
   if #held > 0 then slices('HDEL', meta_key, held, 1, #held) end
 end
 
--- The shortcut (rules.only_saves): nothing to delete, nothing expired,
--- everything fits.
-if deletes_n == 0 and saves_n > 0 then
+-- The shortcut (rules.only_saves): nothing to delete or clear, every held
+-- stack still there, nothing expired, everything fits.
+local all_held = true
+for j = 1, helds_n do
+  if not got[2 + unlocks_n + saves_n + j] then all_held = false end
+end
+if deletes_n == 0 and not clear and all_held and saves_n > 0 then
   local before = redis.call('HLEN', data_key)
   if before == 0 or (earliest and earliest > now) then
     local count = before
@@ -155,10 +167,17 @@ for i = 1, #flat, 2 do
   end
 end
 
+-- Held stacks that are gone: none of their saves is written back.
+local lost = {}
+for i = helds_at, helds_at + helds_n - 1 do
+  if not records[ARGV[i]] then lost[ARGV[i]] = true end
+end
 local saving = {}
 for j = 0, saves_n - 1 do
   local expires, ended, root, parent, access = parse(ARGV[metas_at + 2 * j + 1])
-  saving[ARGV[metas_at + 2 * j]] = {x = expires, e = ended, r = root, p = parent, a = access}
+  if not lost[root] then
+    saving[ARGV[metas_at + 2 * j]] = {x = expires, e = ended, r = root, p = parent, a = access}
+  end
 end
 
 local delete, destroyed, gone = {}, {}, {}
@@ -180,6 +199,14 @@ for _, id in ipairs(order) do
     if r.e then remove(id, nil) else remove(id, 'expired') end
   end
 end
+if clear then
+  for _, id in ipairs(order) do
+    local r = records[id]
+    if r then
+      if r.e then remove(id, nil) else remove(id, 'cleared') end
+    end
+  end
+end
 
 local children = {}
 local function link(id, r)
@@ -194,7 +221,7 @@ for _, id in ipairs(order) do
 end
 for j = 0, saves_n - 1 do
   local cid = ARGV[metas_at + 2 * j]
-  link(cid, saving[cid])
+  if saving[cid] then link(cid, saving[cid]) end
 end
 
 for j = 0, deletes_n - 1 do
@@ -231,7 +258,7 @@ for _, id in ipairs(order) do
 end
 for j = 0, saves_n - 1 do
   local cid = ARGV[metas_at + 2 * j]
-  if records[cid] then tally(cid, records[cid]) end
+  if saving[cid] and records[cid] then tally(cid, records[cid]) end
 end
 
 local excess = live - max_count
@@ -262,7 +289,12 @@ for _, r in pairs(records) do
   if not new_earliest or r.x < new_earliest then new_earliest = r.x end
   if not new_high or r.x > new_high then new_high = r.x end
 end
-write(records, new_earliest, new_high)
+-- The saves the rules kept: not lost, not deleted, not evicted.
+local kept = {}
+for cid, r in pairs(saving) do
+  if records[cid] == r then kept[cid] = true end
+end
+write(kept, new_earliest, new_high)
 
 local out = {COMMITTED}
 for _, v in ipairs(destroyed) do out[#out + 1] = v end
