@@ -222,7 +222,9 @@ def credentials(app: Flask, client: FlaskClient) -> dict[str, str]:
     :param client: the browser.
     """
     names = (app.config["SESSION_COOKIE_NAME"], app.config["CONVERSATION_COOKIE_NAME"])
-    return {name: cookie.value for name in names if (cookie := client.get_cookie(name)) is not None}
+    return {
+        name: cookie.value for name in names if (cookie := client.get_cookie(name)) is not None
+    }
 
 
 def browser_with(app: Flask, cookies: dict[str, str]) -> FlaskClient:
