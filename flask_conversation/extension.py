@@ -12,6 +12,9 @@ from flask import current_app
 from flask import Flask
 from flask.signals import got_request_exception
 
+from .htmx import blueprint
+from .htmx import conversation_hx_headers
+from .htmx import conversation_script
 from .lifecycle import commit_conversation
 from .lifecycle import conversation_proxy
 from .lifecycle import get_state
@@ -136,8 +139,12 @@ class ConversationScope:
             conversation=conversation_proxy,
             url_for_cid=url_for_cid,
             conversation_field=conversation_field,
+            conversation_hx_headers=conversation_hx_headers,
+            conversation_script=conversation_script,
             conversations=conversations,
         )
+        # Serves the page script of conversation_script().
+        app.register_blueprint(blueprint)
 
     def namespace_loader(self, fn: t.Callable[[], str | None]) -> t.Callable[[], str | None]:
         """Decorate a function that returns the namespace of the current

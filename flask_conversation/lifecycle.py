@@ -16,17 +16,12 @@ import logging
 import re
 import secrets
 import typing as t
-from urllib.parse import parse_qsl
-from urllib.parse import urlencode
-from urllib.parse import urlsplit
-from urllib.parse import urlunsplit
 
 from flask import abort
 from flask import current_app
 from flask import flash
 from flask import g
 from flask import has_request_context
-from flask import redirect
 from flask import request
 from flask import session
 from flask import url_for
@@ -34,6 +29,7 @@ from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
 from .conversation import Conversation
+from .conversation import ReadOnlyConversation
 from .conversation import to_seconds
 from .errors import BusyConversation
 from .errors import ContextNotActive
@@ -43,6 +39,12 @@ from .errors import ConversationStateError
 from .errors import ConversationStoreError
 from .errors import NonexistentConversation
 from .propagation import read_cid
+from .redirects import is_htmx
+from .redirects import redirect_response
+from .redirects import redirect_urls
+from .redirects import replace_redirect_url
+from .redirects import strip_cids
+from .redirects import url_cids
 from .serialization import dump_data
 from .signals import conversation_begun
 from .signals import conversation_destroyed
@@ -62,6 +64,13 @@ if t.TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("flask_conversation")
 
 _STATE = "_flask_conversation"
+#: Set on :data:`flask.g` by a read-only view resolved before its marker
+#: could be seen (see :func:`mark_readonly`).
+_READONLY = "_flask_conversation_readonly"
+#: The attribute :func:`~flask_conversation.conversation_readonly` sets on
+#: a view function, so that the request is read-only from its first use of
+#: the conversation, also in ``before_request`` functions.
+READONLY_VIEW = "_conversation_readonly"
 #: Session key of the default namespace token.
 NAMESPACE_KEY = "_conversation_ns"
 #: What a cid, generated or natural, may look like: safe in URLs and as a key.
@@ -128,12 +137,21 @@ class RequestState:
     :param app: the application handling the request.
     :param scope: the extension instance.
     :param store: the application's store.
+    :param readonly: read the conversation without its stack's lock and
+        change nothing (``@conversation_readonly``).
     """
 
-    def __init__(self, app: Flask, scope: ConversationScope, store: ConversationStore) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        scope: ConversationScope,
+        store: ConversationStore,
+        readonly: bool = False,
+    ) -> None:
         self.app = app
         self.scope = scope
         self.store = store
+        self.readonly = readonly
         self.settings = Settings.from_config(app.config)
         self._namespace: str | None = None
         #: long-running conversations this request works in, by id
@@ -159,8 +177,12 @@ class RequestState:
         """A deep copy of ``CONVERSATION_INITIAL_STATE``."""
         return copy.deepcopy(dict(self.settings.initial_state))
 
+    @property
+    def _conversation_class(self) -> type[Conversation]:
+        return ReadOnlyConversation if self.readonly else Conversation
+
     def _temporary(self, data: dict[str, t.Any] | None = None) -> Conversation:
-        return Conversation(
+        return self._conversation_class(
             self,
             self.initial_state() if data is None else data,
             timeout=self.settings.timeout,
@@ -201,6 +223,8 @@ class RequestState:
         if namespace is None:
             self.missing = cid
             return self._temporary()
+        if self.readonly:
+            return self._resolve_readonly(namespace, cid)
         try:
             acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
         except (BusyConversation, ConversationStoreError) as e:
@@ -220,12 +244,27 @@ class RequestState:
             return self._temporary(self.store.serializer.loads(record.data))
         return self._adopt(acquired.chain)
 
+    def _resolve_readonly(self, namespace: str, cid: str) -> Conversation:
+        # The last committed state, read past the stack's lock: nothing is
+        # locked, so nothing may be written back.
+        try:
+            chain = self.store.load_chain(namespace, cid)
+        except ConversationStoreError as e:
+            self.error = e
+            return self._temporary()
+        if chain is None or chain[-1].ended:
+            # An ended conversation survives for one request that consumes
+            # it; a read-only one cannot, so to it the cid is unknown.
+            self.missing = cid
+            return self._temporary()
+        return self._adopt(chain)
+
     def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
         parent: Conversation | None = None
         for record in chain:
             conv = self.active.get(record.id)
             if conv is None:
-                conv = Conversation(
+                conv = self._conversation_class(
                     self,
                     self.store.serializer.loads(record.data),
                     timeout=record.timeout,
@@ -249,8 +288,20 @@ class RequestState:
             return
         if self.settings.missing_redirect:
             flash(self.settings.missing_flash_message, self.settings.missing_flash_category)
-            abort(redirect(url_for(self.settings.missing_redirect)))
+            abort(redirect_response(url_for(self.settings.missing_redirect), is_htmx(request)))
         raise NonexistentConversation(cid)
+
+    def check_writable(self, action: str) -> None:
+        """Refuse ``action`` in a read-only request.
+
+        :param action: what was attempted, for the message.
+        :raise ConversationStateError: the request is read-only.
+        """
+        if self.readonly:
+            raise ConversationStateError(
+                f"Cannot {action} in a read-only request (@conversation_readonly):"
+                " it reads the conversation without its lock and changes nothing."
+            )
 
     # -- changing --------------------------------------------------------------
 
@@ -297,6 +348,7 @@ class RequestState:
         timeout: float | None,
     ) -> bool:
         """See :meth:`Conversation.begin`."""
+        self.check_writable("begin a conversation")
         if conv.long_running and not (join or nested):
             raise ConversationStateError(
                 "A long-running conversation is already active; use join=True or nested=True."
@@ -353,6 +405,7 @@ class RequestState:
 
     def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
         """See :meth:`Conversation.end`."""
+        self.check_writable("end a conversation")
         if not conv.long_running:
             raise ConversationStateError("The conversation is temporary: nothing to end.")
         target = conv.root if root else conv
@@ -382,6 +435,7 @@ class RequestState:
 
     def end_all(self) -> None:
         """End every conversation of the namespace; applied at commit."""
+        self.check_writable("end the conversations")
         namespace = self.namespace()
         if namespace is None:
             return
@@ -456,9 +510,14 @@ class RequestState:
         """Write this request's changes in one batch and release its locks,
         then send the signals and set the response header.
 
-        :param response: the response about to be sent; a redirect's
-            ``Location`` decides whether an ended conversation survives.
+        :param response: the response about to be sent; the URL it
+            redirects to decides whether an ended conversation survives.
         """
+        if self.readonly:
+            # Nothing to write, nothing locked: only the header.
+            if self.current.long_running:
+                response.headers[self.settings.header] = t.cast(str, self.current.id)
+            return
         now = self.store.clock()
         batch = CommitBatch(
             saves=[self._record(c, now) for c in self.active.values()],
@@ -478,16 +537,18 @@ class RequestState:
             response.headers[self.settings.header] = propagated
 
     def _redirect_rules(self, response: Response, batch: CommitBatch, now: float) -> str | None:
-        location = response.location if 300 <= response.status_code < 400 else None
-        if not location or not self.ended:
+        if not self.ended:
             return None
-        parts = urlsplit(location)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        carried = {v for k, v in query if k == self.settings.param}
+        param = self.settings.param
+        # Location on a 3xx; HX-Redirect and HX-Location on a 2xx (htmx).
+        urls = redirect_urls(response)
+        carried = {cid for url in urls.values() for cid in url_cids(url, param)}
         stripped = {e.cid for e in self.ended if e.before_redirect} & carried
         if stripped:
-            query = [(k, v) for k, v in query if not (k == self.settings.param and v in stripped)]
-            response.location = urlunsplit(parts._replace(query=urlencode(query)))
+            for name, url in urls.items():
+                new_url = strip_cids(url, param, stripped)
+                if new_url != url:
+                    replace_redirect_url(response, name, new_url)
         survivor = None
         for ended in self.ended:
             if ended.before_redirect or ended.cid not in carried:
@@ -553,9 +614,36 @@ def get_state() -> RequestState:
 
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         store = ConversationScope.get_store(app)
-        state = RequestState(app, app.extensions["conversation"], store)
+        readonly = _READONLY in namespace or _readonly_view(app)
+        state = RequestState(app, app.extensions["conversation"], store, readonly)
         setattr(namespace, _STATE, state)
     return state
+
+
+def _readonly_view(app: Flask) -> bool:
+    """Whether the request's view is marked read-only."""
+    endpoint = request.endpoint
+    view = app.view_functions.get(endpoint) if endpoint is not None else None
+    return getattr(view, READONLY_VIEW, False) is True
+
+
+def mark_readonly() -> None:
+    """Make the current request read-only before it first uses the
+    conversation; for a view whose marker :func:`get_state` cannot see
+    (registered through a wrapper that hides it).
+
+    :raise RuntimeError: the conversation was already resolved with its
+        stack's lock, e.g. by a ``before_request`` function.
+    """
+    state = peek_state()
+    if state is None:
+        setattr(_g(), _READONLY, True)
+    elif not state.readonly:
+        raise RuntimeError(
+            "@conversation_readonly: the conversation was used with its lock before"
+            " the view ran. Decorate the view function registered for the route,"
+            " so that the request is read-only from its first use."
+        )
 
 
 def peek_state() -> RequestState | None:
