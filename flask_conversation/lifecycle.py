@@ -252,11 +252,12 @@ class RequestState:
         except ConversationStoreError as e:
             self.error = e
             return self._temporary()
-        if chain is None or chain[-1].ended:
-            # An ended conversation survives for one request that consumes
-            # it; a read-only one cannot, so to it the cid is unknown.
+        if chain is None:
             self.missing = cid
             return self._temporary()
+        if chain[-1].ended:
+            # Read like the request that will consume it, and left for it.
+            return self._temporary(self.store.serializer.loads(chain[-1].data))
         return self._adopt(chain)
 
     def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
