@@ -99,10 +99,11 @@
   function learn(record, status, value, headers) {
     if (!record || record.learned) return record ? record.stale : false;
     record.learned = true;
+    record.stale = !record.navigation && record.cid !== null && ended.has(record.cid);
+    if (record.stale) return true;
     if (record.htmx && status < 300 && (headers("HX-Redirect") || headers("HX-Refresh") === "true")) {
       leaving = true;
     }
-    record.stale = !record.navigation && record.cid !== null && ended.has(record.cid);
     if (record.navigation) {
       trail = [];
       current = blank(value) ? (status < 400 ? null : current) : value;
