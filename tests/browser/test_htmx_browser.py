@@ -27,9 +27,14 @@ from tests.npm_packages import npm_file
 HTMX_URL = "https://htmx.invalid/htmx.min.js"
 
 
-@pytest.fixture(params=["2", "4"], ids=["htmx2", "htmx4"])
-def htmx_version(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # htmx 2 with both stores; htmx 4 with one, where the stores would add
+    # nothing that htmx 2 does not show already.
+    metafunc.parametrize(
+        ("htmx_version", "store"),
+        [("2", "session"), ("2", "redis"), ("4", "session")],
+        ids=["htmx2-session", "htmx2-redis", "htmx4-session"],
+    )
 
 
 @pytest.fixture
