@@ -16,13 +16,14 @@ import typing as t
 import urllib.parse
 from datetime import date
 from datetime import timedelta
-from http.cookies import SimpleCookie
 
 from flask import Blueprint
 from flask import Flask
 from flask import render_template
 from flask import url_for
 from markupsafe import Markup
+
+from .apps import merge_cookies
 
 #: The page measured.
 PAGE = "/booking"
@@ -131,7 +132,7 @@ def create_app(variant: str = "conversation") -> Flask:
 
 
 class _Browser:
-    """Just enough of a browser for the setup: one cookie, no redirects
+    """Just enough of a browser for the setup: its cookies, no redirects
     followed, so every step is checked. It talks HTTP to ``port``, or
     drives ``app`` in process when one is given.
     """
@@ -154,10 +155,7 @@ class _Browser:
             conn.request(method, path, body=body, headers=headers)
             rv = conn.getresponse()
             rv.read()
-            for value in rv.headers.get_all("Set-Cookie") or ():
-                jar = SimpleCookie(value)
-                if "session" in jar:
-                    self.cookie = f"session={jar['session'].value}"
+            self.cookie = merge_cookies(self.cookie, rv.headers.get_all("Set-Cookie") or ())
             location = rv.headers.get("Location", "")
             return rv.status, urllib.parse.urlsplit(location)._replace(
                 scheme="", netloc=""
@@ -168,13 +166,10 @@ class _Browser:
     def _send_app(
         self, app: Flask, method: str, path: str, form: dict[str, str] | None
     ) -> tuple[int, str]:
-        client = app.test_client()
-        if self.cookie:
-            client.set_cookie("session", self.cookie.partition("=")[2])
-        rv = client.open(path, method=method, data=form)
-        cookie = client.get_cookie("session")
-        if cookie is not None:
-            self.cookie = f"session={cookie.value}"
+        client = app.test_client(use_cookies=False)
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        rv = client.open(path, method=method, data=form, headers=headers)
+        self.cookie = merge_cookies(self.cookie, rv.headers.getlist("Set-Cookie"))
         location = urllib.parse.urlsplit(rv.headers.get("Location", ""))
         return rv.status_code, location._replace(scheme="", netloc="").geturl()
 
@@ -191,7 +186,7 @@ def open_booking(port: int = 0, app: Flask | None = None) -> tuple[str, str]:
 
     :param port: where the example runs over HTTP.
     :param app: the example application, to drive it in process instead.
-    :return: the review page's path with its cid, and the session cookie.
+    :return: the review page's path with its cid, and the ``Cookie`` header.
     """
     browser = _Browser(port, app)
     dates = browser.expect("POST", "/hotels/1/book", {})

@@ -1,30 +1,44 @@
-"""Where a response sends the browser next, and the cid in those URLs.
+"""The redirects of the conversation scope: what a redirect does to the
+conversations a request ended, and the redirect that answers an unknown cid.
 
 A plain redirect names its target in ``Location`` (on a 3xx response).
 htmx never sees a 3xx (the browser follows it inside the request), so htmx
 applications redirect with ``HX-Redirect: URL`` (a full page load) or
 ``HX-Location: URL`` / ``HX-Location: {"path": URL, ...}`` (an htmx
-request) on a 2xx response. The redirect rules of the conversation look at
-all three the same way.
+request) on a 2xx response. The rules look at all three the same way: an
+ended conversation whose cid the redirect carries survives one more
+request, so that the page after the redirect can still show its data; one
+ended with ``before_redirect=True`` does not, and its cid is taken out of
+the URL.
 
-Everything here is string work on URLs and headers: the cid pairs of a URL
-are found and removed without decoding and re-encoding the rest of it, so a
-signed or unusual URL (``%FF%FE``, ``a=1;b=2``, a bare ``flag``, a
-fragment) reaches the browser byte for byte as the view wrote it.
+The URL work is plain string work: the cid pairs of a URL are found and
+removed without decoding and re-encoding the rest of it, so a signed or
+unusual URL (``%FF%FE``, ``a=1;b=2``, a bare ``flag``, a fragment) reaches
+the browser byte for byte as the view wrote it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import typing as t
 from urllib.parse import unquote_plus
 
+from flask import abort
+from flask import flash
 from flask import redirect
+from flask import request
+from flask import url_for
 from werkzeug.wrappers import Response
+
+from .config import Settings
+from .conversation import Conversation
+from .errors import NonexistentConversation
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from werkzeug.datastructures import Headers
     from werkzeug.sansio.request import Request
+
 
 #: The request header htmx sends with each of its requests.
 HX_REQUEST = "HX-Request"
@@ -32,6 +46,61 @@ HX_REQUEST = "HX-Request"
 HX_REDIRECT = "HX-Redirect"
 #: The response header that makes htmx fetch a page as an htmx request.
 HX_LOCATION = "HX-Location"
+
+
+@dataclasses.dataclass
+class Ended:
+    """A conversation ended in this request, kept to decide at commit
+    whether it survives one more request.
+
+    :param cid: the id it had.
+    :param conversation: the conversation the request goes on with: the
+        ended one, or a temporary one holding its data.
+    :param before_redirect: whether it must not survive a redirect.
+    """
+
+    cid: str
+    conversation: Conversation
+    before_redirect: bool
+
+
+def redirect_survivors(response: Response, ended: t.Sequence[Ended], param: str) -> list[Ended]:
+    """Apply the redirect rules to ``response``: take the cids of
+    conversations ended with ``before_redirect`` out of the URLs it
+    redirects to, and return the other ended conversations whose cid they
+    carry, in the order they ended.
+
+    :param response: the response; ``Location`` of a 3xx, ``HX-Redirect``
+        and ``HX-Location`` of a 2xx are looked at.
+    :param ended: the conversations the request ended.
+    :param param: the cid's query parameter (``CONVERSATION_PARAM``).
+    """
+    if not ended:
+        return []
+    urls = redirect_urls(response)
+    carried = {cid for url in urls.values() for cid in url_cids(url, param)}
+    stripped = {e.cid for e in ended if e.before_redirect} & carried
+    if stripped:
+        for name, url in urls.items():
+            new_url = strip_cids(url, param, stripped)
+            if new_url != url:
+                replace_redirect_url(response, name, new_url)
+    return [e for e in ended if not e.before_redirect and e.cid in carried]
+
+
+def report_missing(cid: str, settings: Settings) -> t.NoReturn:
+    """Raise the error for a cid that named no live conversation:
+    :exc:`~flask_conversation.NonexistentConversation`, or, when
+    ``CONVERSATION_MISSING_REDIRECT`` is set, a redirect there with a
+    flashed message (for htmx, ``200`` with ``HX-Redirect``).
+
+    :param cid: the cid the request named.
+    :param settings: the request's settings.
+    """
+    if settings.missing_redirect:
+        flash(settings.missing_flash_message, settings.missing_flash_category)
+        abort(redirect_response(url_for(settings.missing_redirect), is_htmx(request)))
+    raise NonexistentConversation(cid)
 
 
 def _pairs(url: str) -> tuple[str, list[str], str]:

@@ -15,11 +15,11 @@ from conftest import FakeClock
 from flask import Flask
 from flask import session
 
-from flask_conversation.stores.base import CommitBatch
-from flask_conversation.stores.base import ConversationRecord
 from flask_conversation.stores.base import ConversationStore
-from flask_conversation.stores.base import Destroyed
 from flask_conversation.stores.memory import MemoryStore
+from flask_conversation.stores.records import CommitBatch
+from flask_conversation.stores.records import ConversationRecord
+from flask_conversation.stores.records import Destroyed
 from flask_conversation.stores.redis import RedisStore
 from flask_conversation.stores.session import SESSION_KEY
 from flask_conversation.stores.session import SessionStore
@@ -55,12 +55,22 @@ def random_batch(
     deletes: dict[str, str | None] = {
         cid: "ended" for cid in rng.sample(IDS, rng.choice([0, 0, 0, 1]))
     }
-    return CommitBatch(saves=saves, deletes=deletes, max_count=rng.choice([3, 6, 32]))
+    # Stacks the request held, which another request may have removed.
+    held = {r.root_id for r in saves if rng.random() < 0.5}
+    return CommitBatch(
+        saves=saves,
+        deletes=deletes,
+        max_count=rng.choice([3, 6, 32]),
+        clear=rng.random() < 0.03,
+        held=held,
+    )
 
 
 def copy(batch: CommitBatch) -> CommitBatch:
     """A batch for one store: no store sees another's lists."""
-    return dataclasses.replace(batch, saves=list(batch.saves), deletes=dict(batch.deletes))
+    return dataclasses.replace(
+        batch, saves=list(batch.saves), deletes=dict(batch.deletes), held=set(batch.held)
+    )
 
 
 def kept(store: ConversationStore, namespace: str, now: float) -> list[tuple[str, float, bool]]:
@@ -73,8 +83,8 @@ def kept(store: ConversationStore, namespace: str, now: float) -> list[tuple[str
 
 def test_memory_store() -> None:
     class Reference(MemoryStore):
-        def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
-            return ConversationStore.commit(self, namespace, batch)
+        def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
+            return ConversationStore.apply_batch(self, namespace, batch)
 
     rng = random.Random(1)
     for _ in range(100):
