@@ -121,10 +121,11 @@ def _begin(server: Gunicorn, tabs: int) -> list[tuple[str, str]]:
     """
     if server.module == "bench.example":
         from .example import open_booking
+        from .example import open_plain_page
         from .example import PAGE as EXAMPLE_PAGE
 
         if server.variant == "plain":
-            return [(EXAMPLE_PAGE, "")] * tabs
+            return [(EXAMPLE_PAGE, open_plain_page(server.port))] * tabs
         return [open_booking(server.port) for _ in range(tabs)]
     if server.variant == "plain":
         return [(PAGE, "")] * tabs

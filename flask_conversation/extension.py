@@ -17,6 +17,7 @@ from .context import get_store
 from .context import peek_state
 from .context import pop_state
 from .errors import ConversationStoreError
+from .errors import ConversationTooLarge
 from .htmx import blueprint
 from .htmx import conversation_hx_headers
 from .htmx import conversation_script
@@ -151,19 +152,26 @@ class ConversationScope:
 
     def commit_conversation(self, response: Response) -> Response:
         """``after_request``: commit the request's changes, unless the
-        request failed with an unhandled exception.
+        request failed with an unhandled exception or a limit refused it;
+        then tell shared caches whether the response is private.
 
         :param response: the response.
         """
         state = peek_state()
-        if state is None or state.failed:
+        if state is None:
             return response
-        try:
-            state.commit(response)
-        except ConversationStoreError as e:
-            # Raised here, Flask would turn any error into a 500: answer 503.
-            app = state.app
-            return app.make_response(app.handle_user_exception(e))
+        if not state.failed:
+            try:
+                state.commit(response)
+            except (ConversationStoreError, ConversationTooLarge) as e:
+                # Raised here, Flask would turn any error into a 500: answer
+                # with the error's own status (503, 413) through the app's
+                # handlers.
+                state.refused = isinstance(e, ConversationTooLarge)
+                app = state.app
+                response = app.make_response(app.handle_user_exception(e))
+        state.keep_named_cid(response)
+        state.cache_headers(response)
         return response
 
     def mark_failed(self, sender: Flask, exception: BaseException, **extra: t.Any) -> None:

@@ -38,6 +38,7 @@ from itsdangerous import TimestampSigner
 from werkzeug.wrappers import Response
 
 from .errors import ConversationError
+from .errors import NoNamespace
 from .errors import NoSecretKey
 from .stores.base import ConversationStore
 
@@ -136,8 +137,8 @@ class RequestNamespace:
         """The namespace of this request, looked up once.
 
         :param create: create a token if there is none yet.
-        :raise ConversationError: ``create``, and ``namespace_loader``
-            returned no namespace.
+        :raise NoNamespace: ``create``, and ``namespace_loader`` returned no
+            namespace (403).
         :raise NoSecretKey: ``create``, no loader, and neither a cookie nor
             the session can carry a token: the application has no secret key.
         :raise TypeError: the loader returned something else than a string.
@@ -147,9 +148,9 @@ class RequestNamespace:
             self._resolved = True
         if self._value is None and create:
             if self._loader is not None:
-                raise ConversationError(
-                    "namespace_loader returned no namespace: cannot begin a conversation."
-                )
+                # The application does not know who is asking (e.g. nobody
+                # logged in): a refusal for this client, not a server error.
+                raise NoNamespace()
             if self._cookie is None and self._app.session_interface.is_null_session(session):
                 raise NoSecretKey()
             self._value = new_token()

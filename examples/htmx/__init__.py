@@ -9,24 +9,20 @@ them in Redis.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import typing as t
 
 from flask import Flask
 from flask import g
-from flask_wtf import CSRFProtect
 from werkzeug.wrappers import Response
 
 from flask_conversation import ConversationScope
 
+from ..security import protect
 from .views import bp
 
-logger = logging.getLogger(__name__)
-
 scope = ConversationScope()
-csrf = CSRFProtect()
 
 #: htmx 2 from its npm package, as a CDN serves it, with its checksum.
 HTMX_URL = "https://cdn.jsdelivr.net/npm/htmx.org@2.0.11/dist/htmx.min.js"
@@ -41,7 +37,10 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     """
     app = Flask(__name__)
     app.config.update(
+        # The cookie is signed with this key; without one, a random key is
+        # made at start (see examples.security).
         SECRET_KEY=os.environ.get("SECRET_KEY"),
+        # The browser sends the session cookie with no other site's form.
         SESSION_COOKIE_SAMESITE="Lax",
         HTMX_URL=os.environ.get("HTMX_URL", HTMX_URL),
         HTMX_INTEGRITY=os.environ.get("HTMX_INTEGRITY", HTMX_INTEGRITY),
@@ -63,12 +62,9 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     if app.config["HTMX_URL"] != HTMX_URL and app.config["HTMX_INTEGRITY"] == HTMX_INTEGRITY:
         # The checksum is that of the default copy only.
         app.config["HTMX_INTEGRITY"] = None
-    if not app.config["SECRET_KEY"]:
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
-        logger.warning("SECRET_KEY is not set: using a random key, sessions end at restart.")
 
+    protect(app)
     scope.init_app(app)
-    csrf.init_app(app)
     app.register_blueprint(bp)
     app.before_request(_make_nonce)
     app.after_request(_content_security_policy)

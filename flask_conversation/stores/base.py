@@ -23,6 +23,7 @@ import typing as t
 from ..errors import BusyConversation
 from ..serialization import ConversationSerializer
 from ..serialization import Serializer
+from .locks import lock_retries
 from .records import Acquired
 from .records import CommitBatch
 from .records import ConversationRecord
@@ -138,10 +139,33 @@ class ConversationStore:
         between processes gives it a lease so that a crashed holder cannot
         keep it forever.
 
+        A waiting request asks the backend at most about ten times a second.
+        By default, :meth:`try_lock` is called at once, then after pauses
+        that grow (see :func:`~.locks.lock_retries`); a store whose backend
+        can wake waiters (a condition, a blocking pop) overrides this
+        instead.
+
         :param namespace: the namespace of the stack.
         :param root_id: the id of the stack's root.
         :param timeout: seconds to wait for another holder.
         :return: an owner token for :meth:`unlock`, or ``None`` on timeout.
+        """
+        for _ in lock_retries(timeout):
+            token = self.try_lock(namespace, root_id)
+            if token is not None:
+                return token
+        return None
+
+    def try_lock(self, namespace: str, root_id: str) -> str | None:
+        """Take the lock of one stack if it is free, without waiting. A
+        store implements this or :meth:`lock`.
+
+        :param namespace: the namespace of the stack.
+        :param root_id: the id of the stack's root.
+        :return: an owner token for :meth:`unlock`, or ``None`` if another
+            request holds the lock.
+
+        .. versionadded:: 0.1
         """
         raise NotImplementedError
 
@@ -224,13 +248,15 @@ class ConversationStore:
         :raise BusyConversation: the lock was not free within ``timeout``.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            acquired = self.acquire(namespace, cid, timeout)
+        # Each round waits for a lock; a round that finds ``cid`` moved to
+        # another stack meanwhile starts over, paced, until the deadline.
+        for _ in lock_retries(timeout):
+            acquired = self.acquire(namespace, cid, max(deadline - time.monotonic(), 0.0))
             if acquired is not None:
                 return acquired
             token = self.lock(namespace, cid, max(deadline - time.monotonic(), 0.0))
             if token is None:
-                raise BusyConversation()
+                break
             # Created while this request waited: join it through its stack.
             chain = self.load_chain(namespace, cid) if self.shared else None
             if chain is None:
@@ -238,6 +264,7 @@ class ConversationStore:
             if chain[0].id == cid:
                 return Acquired(cid, token, chain)
             self.unlock(namespace, cid, token)
+        raise BusyConversation()
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
         """Apply one request's changes with :meth:`apply_batch`, then

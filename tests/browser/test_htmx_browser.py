@@ -114,15 +114,21 @@ def expect_cart(page: Page, items: dict[str, int]) -> None:
     expect(page.locator("#badge")).to_have_text(str(sum(items.values())))
 
 
-def press(button: Locator) -> None:
-    """Click a button once htmx is done with the page: htmx binds swapped
-    content only when it settles, and a click before that would submit
-    its form the plain way.
+def settled(page: Page) -> None:
+    """Wait until htmx is done with every form's request: the response is
+    handled (the page script learned from it), swapped and settled (htmx
+    binds swapped content only then).
     """
-    # Functions, not expressions: the page's policy forbids eval.
-    button.page.wait_for_function(
-        "() => !document.querySelector('.htmx-swapping, .htmx-settling, .htmx-added')"
+    # A function, not an expression: the page's policy forbids eval.
+    page.wait_for_function(
+        "() => !document.querySelector("
+        "'form.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
     )
+
+
+def press(button: Locator) -> None:
+    """Click a button once htmx is done with the page."""
+    settled(button.page)
     button.click()
 
 
@@ -130,12 +136,14 @@ def add(page: Page, name: str) -> None:
     with page.expect_response(re.compile(r"/cart/items$")) as response:
         press(page.get_by_role("button", name=f"Add {name}"))
     assert response.value.status == 200
+    settled(page)
 
 
 def remove(page: Page, name: str) -> None:
     with page.expect_response(re.compile(r"/remove$")) as response:
         press(page.get_by_role("button", name=f"Remove one {name}"))
     assert response.value.status == 200
+    settled(page)
 
 
 def choose_slot(page: Page, day_index: int, window: str) -> tuple[str, str]:
@@ -177,7 +185,7 @@ def test_two_tabs_two_carts_interleaved(
     assert None not in (cid(first), cid(second))
     assert cid(first) != cid(second)
     # The address names the cart, so a reload keeps it.
-    assert first.url.endswith(f"/?cid={cid(first)}")
+    expect(first).to_have_url(f"{site}/?cid={cid(first)}")
     kept = cid(second)
     second.reload()
     expect_cart(second, {"Mountain cheese": 1, "Green tea": 1})

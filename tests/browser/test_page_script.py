@@ -245,6 +245,7 @@ def test_error_without_header_keeps_the_cid(window: BrowserContext, site: str) -
     with page.expect_response(lambda r: r.url.endswith("/busy")) as busy:
         page.locator("#busy").click()
     assert busy.value.status == 503
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
     assert cid(page) == root
     assert page.evaluate("async () => (await fetch('/busy', {method: 'POST'})).status") == 503
     assert cid(page) == root
