@@ -124,6 +124,11 @@ def test_reads_the_chain_and_names_the_cid(peek: ConversationClient, path: str) 
     }
     # A page script keeps sending the cid after a read-only response.
     assert rv.headers["X-Conversation-Id"] == child
+    # Read by who asks: no shared cache may keep it.
+    assert rv.headers["Cache-Control"] == "private"
+    rv = peek.new_tab().get(path, headers={"X-Conversation-Id": child})
+    assert rv.json["id"] == child
+    assert "X-Conversation-Id" in rv.vary
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
