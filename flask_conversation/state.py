@@ -3,9 +3,9 @@ it once, release it always.
 
 The :class:`RequestState` is created on first use of the conversation (see
 :mod:`.context`) and kept on :data:`flask.g`. Everything a view changes is
-recorded on it; the extension's ``after_request`` method turns that into one
-:class:`~.stores.records.CommitBatch` for the store, and its
-``teardown_request`` method releases every lock, also after an error.
+recorded on it; at the end of the request :mod:`.commit` turns that into
+one :class:`~.stores.records.CommitBatch` for the store and releases every
+lock, also after an error.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import typing as t
 
 from flask import request
 
-from .caching import mark_private
 from .cid import check_cid
 from .cid import CidSource
 from .cid import is_valid_cid
 from .cid import locate_cid
 from .config import Settings
 from .conversation import Conversation
+from .conversation import ReadOnlyConversation
 from .errors import BusyConversation
 from .errors import ConversationIdInUse
 from .errors import ConversationLimitReached
@@ -34,22 +34,17 @@ from .limits import stack_size
 from .namespaces import RequestNamespace
 from .namespaces import Scope
 from .redirects import Ended
-from .redirects import redirect_survivors
 from .redirects import report_missing
 from .serialization import dump_data
 from .signals import conversation_begun
-from .signals import conversation_destroyed
 from .signals import conversation_ended
 from .snapshots import record_of
-from .snapshots import survivor_of
 from .stores.records import Acquired
-from .stores.records import CommitBatch
 from .stores.records import ConversationInfo
 from .stores.records import ConversationRecord
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
-    from werkzeug.wrappers import Response
 
     from .stores.base import ConversationStore
 
@@ -60,14 +55,20 @@ class RequestState:
     :param app: the application handling the request.
     :param scope: the extension instance.
     :param store: the application's store.
+    :param readonly: read the conversation without its stack's lock and
+        change nothing (``@conversation_readonly``).
     """
 
-    def __init__(self, app: Flask, scope: Scope, store: ConversationStore) -> None:
+    def __init__(
+        self, app: Flask, scope: Scope, store: ConversationStore, readonly: bool = False
+    ) -> None:
         self.app = app
         self.scope = scope
         self.store = store
+        self.readonly = readonly
         self.settings = Settings.from_config(app.config)
-        self._namespace = RequestNamespace(app, scope.namespace_callback, store)
+        #: the request's namespace token: looked up once, created, rotated
+        self.tokens = RequestNamespace(app, scope.namespace_callback, store)
         #: long-running conversations this request works in, by id
         self.active: dict[str, Conversation] = {}
         #: held stack locks, ``root_id -> token``
@@ -107,8 +108,12 @@ class RequestState:
         """A deep copy of ``CONVERSATION_INITIAL_STATE``."""
         return copy.deepcopy(dict(self.settings.initial_state))
 
+    @property
+    def _conversation_class(self) -> type[Conversation]:
+        return ReadOnlyConversation if self.readonly else Conversation
+
     def _temporary(self, data: dict[str, t.Any] | None = None) -> Conversation:
-        return Conversation(
+        return self._conversation_class(
             self,
             self.initial_state() if data is None else data,
             timeout=self.settings.timeout,
@@ -120,20 +125,21 @@ class RequestState:
 
         :param create: create the token if there is none yet.
         """
-        return self._namespace.get(create)
+        return self.tokens.get(create)
 
     @property
     def known_namespace(self) -> str | None:
         """The namespace if this request already looked it up; never looks
         it up.
         """
-        return self._namespace.known
+        return self.tokens.known
 
     def rotate_namespace(self) -> None:
         """Give the namespace a new token at commit; see
         :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
         """
-        self._namespace.rotate()
+        self.check_writable("rotate the namespace")
+        self.tokens.rotate()
 
     def _resolve(self) -> Conversation:
         found = locate_cid(request, self.settings.param, self.settings.header)
@@ -148,6 +154,8 @@ class RequestState:
         if namespace is None:
             self.missing = cid
             return self._temporary()
+        if self.readonly:
+            return self._resolve_readonly(namespace, cid)
         try:
             with self.failures.reporting("resolving the request's conversation"):
                 acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
@@ -170,12 +178,30 @@ class RequestState:
         self.named_live = cid
         return self._adopt(acquired.chain)
 
+    def _resolve_readonly(self, namespace: str, cid: str) -> Conversation:
+        # The last committed state, read past the stack's lock: nothing is
+        # locked, so nothing may be written back.
+        try:
+            with self.failures.reporting("reading the request's conversation"):
+                chain = self.store.load_chain(namespace, cid)
+        except ConversationStoreError as e:
+            self.error = e
+            return self._temporary()
+        if chain is None:
+            self.missing = cid
+            return self._temporary()
+        if chain[-1].ended:
+            # Read like the request that will consume it, and left for it.
+            return self._temporary(self.store.serializer.loads(chain[-1].data))
+        self.named_live = cid
+        return self._adopt(chain)
+
     def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
         parent: Conversation | None = None
         for record in chain:
             conv = self.active.get(record.id)
             if conv is None:
-                conv = Conversation(
+                conv = self._conversation_class(
                     self,
                     self.store.serializer.loads(record.data),
                     timeout=record.timeout,
@@ -196,6 +222,18 @@ class RequestState:
         cid, self.missing = self.missing, None
         if cid is not None:
             report_missing(cid, self.settings)
+
+    def check_writable(self, action: str) -> None:
+        """Refuse ``action`` in a read-only request.
+
+        :param action: what was attempted, for the message.
+        :raise ConversationStateError: the request is read-only.
+        """
+        if self.readonly:
+            raise ConversationStateError(
+                f"Cannot {action} in a read-only request (@conversation_readonly):"
+                " it reads the conversation without its lock and changes nothing."
+            )
 
     # -- changing --------------------------------------------------------------
 
@@ -248,6 +286,7 @@ class RequestState:
         timeout: float | None,
     ) -> bool:
         """See :meth:`Conversation.begin`."""
+        self.check_writable("begin a conversation")
         if conv.long_running and not (join or nested):
             raise ConversationStateError(
                 "A long-running conversation is already active; use join=True or nested=True."
@@ -308,6 +347,7 @@ class RequestState:
 
     def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
         """See :meth:`Conversation.end`."""
+        self.check_writable("end a conversation")
         if not conv.long_running:
             raise ConversationStateError("The conversation is temporary: nothing to end.")
         target = conv.root if root else conv
@@ -342,6 +382,7 @@ class RequestState:
         """End every conversation of the namespace, as the namespace holds
         them when the request commits.
         """
+        self.check_writable("end the conversations")
         if self.namespace() is None:
             return
         self.clear = True
@@ -389,97 +430,23 @@ class RequestState:
                 if not r.ended and r.expires_at > now and r.id not in self.deletes
             }
         for cid, conv in self.active.items():
-            infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
+            infos[cid] = ConversationInfo.from_record(self.record(conv, now, data=""))
         # A child renews its ancestors: at equal times the deepest was used.
         return sorted(infos.values(), key=lambda i: (i.last_access, i.depth), reverse=True)
 
-    # -- committing ------------------------------------------------------------
-
-    def _record(
+    def record(
         self, conv: Conversation, now: float, data: str | None = None
     ) -> ConversationRecord:
+        """The record ``conv`` is stored as, used at ``now``.
+
+        :param conv: a long-running conversation of this request.
+        :param now: the time of the commit.
+        :param data: its data already serialized, else serialized here
+            (within ``CONVERSATION_MAX_SIZE``).
+        """
         if data is None:
             data = dump_data(self.store.serializer, conv.own_data, conv.id, self.settings.max_size)
         return record_of(conv, t.cast(str, self.known_namespace), now, data)
-
-    def commit(self, response: Response) -> None:
-        """Write this request's changes in one batch and release its locks,
-        then send the signals and set the response header.
-
-        :param response: the response about to be sent; a redirect's
-            ``Location`` decides whether an ended conversation survives.
-        """
-        now = self.store.clock()
-        batch = CommitBatch(
-            saves=[self._record(c, now) for c in self.active.values()],
-            deletes=dict(self.deletes),
-            unlock=self.locks,
-            max_count=self.settings.max_count,
-            keep_roots={t.cast(str, c.root.id) for c in self.active.values()},
-            clear=self.clear,
-            held=self.held,
-        )
-        survivor = None
-        namespace = self.known_namespace
-        for ended in redirect_survivors(response, self.ended, self.settings.param):
-            data = dump_data(
-                self.store.serializer, dict(ended.conversation), ended.cid, self.settings.max_size
-            )
-            batch.saves.append(
-                survivor_of(ended.cid, ended.conversation, t.cast(str, namespace), now, data)
-            )
-            survivor = ended.cid
-        destroyed = []
-        with self.failures.reporting("committing"):
-            if namespace and batch:
-                destroyed = self.store.commit(namespace, batch)
-        self.locks = {}
-        rotation = self._namespace.rotation()
-        if rotation is not None:
-            with self.failures.reporting("moving the namespace"):
-                self.store.move_namespace(*rotation, self.settings.lock_timeout)
-        self._namespace.save(response)
-        for cid, reason in destroyed:
-            conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
-        propagated = self.current.id if self.current.long_running else survivor
-        if propagated is not None:
-            response.headers[self.settings.header] = propagated
-
-    def cache_headers(self, response: Response) -> None:
-        """Keep shared caches from serving this response to someone else
-        (see :func:`~.caching.mark_private`), when it may depend on who
-        asks: the request named a cid (even one whose conversation was
-        missing or ended: whether it is found depends on who asks) or
-        looked up its namespace.
-
-        :param response: the response about to be sent.
-        """
-        if self.cid_source is not None or self.known_namespace is not None:
-            mark_private(response, self.settings.header, self.cid_source)
-
-    def keep_named_cid(self, response: Response) -> None:
-        """On a response refused by a limit, the cid the request named:
-        nothing changed, so the client goes on working in it.
-
-        :param response: the response about to be sent.
-        """
-        if self.refused and self.named_live is not None:
-            response.headers[self.settings.header] = self.named_live
-
-    def release(self) -> None:
-        """Release every lock still held: the request failed or never
-        committed. Never raises.
-        """
-        locks, self.locks = self.locks, {}
-        namespace = self.known_namespace
-        if namespace is None:
-            return
-        for root_id, token in locks.items():
-            try:
-                self.store.unlock(namespace, root_id, token)
-            except Exception as e:  # noqa: BLE001
-                # The lease expires the lock; the response is already sent.
-                self.failures.log(e, f"releasing the lock of stack {root_id!r}")
 
 
 def _within(conv: Conversation, ancestor: Conversation) -> bool:
