@@ -149,6 +149,10 @@ def test_a_held_stack_outlives_its_timeout_in_redis(
         "ns", CommitBatch(saves=[make("root", timeout=10)], unlock={"root": acquired.token})
     )
     assert store.load("ns", "root") is not None
+    # Released, the keys live only as long as their conversations need
+    # (the latest expires in 16 s, kept 16 s more), not for the lease.
+    for key in (keys.meta, keys.data):
+        assert 0 < client.pttl(key) <= 32_000
 
 
 def test_redis_drops_expired_records_by_itself(redis_client: redis.Redis) -> None:

@@ -62,19 +62,19 @@ end
 
 -- One read for the header, the locks, whether each save exists and
 -- whether each held stack is still there.
-local fields = {EARLIEST, KEEP}
+local fields = {EARLIEST, KEEP, HOLD}
 for i = unlocks_at, unlocks_at + 2 * unlocks_n - 1, 2 do fields[#fields + 1] = LOCK .. ARGV[i] end
 for i = metas_at, datas_at - 1, 2 do fields[#fields + 1] = ARGV[i] end
 for i = helds_at, helds_at + helds_n - 1 do fields[#fields + 1] = ARGV[i] end
 local got = redis.call('HMGET', meta_key, unpack(fields))
-local earliest, keep = tonumber(got[1]), tonumber(got[2])
+local earliest, keep, holding = tonumber(got[1]), tonumber(got[2]), got[3]
 
 local held, lost = {}, nil
 if unlocks_n > 0 then
   local ms = millis()
   for j = 1, unlocks_n do
     local root = ARGV[unlocks_at + 2 * j - 2]
-    if owns(got[2 + j], ARGV[unlocks_at + 2 * j - 1], ms) then
+    if owns(got[3 + j], ARGV[unlocks_at + 2 * j - 1], ms) then
       held[#held + 1] = LOCK .. root
     else
       lost = lost or root
@@ -130,20 +130,21 @@ local function write(kept, new_earliest, new_high)
   if #extra > 0 then redis.call('HSET', meta_key, unpack(extra)) end
   if until_ then extend(meta_key, data_key, registry, namespace, keep, until_, now) end
   if #held > 0 then slices('HDEL', meta_key, held, 1, #held) end
+  if holding and new_high ~= nil then unhold(meta_key, data_key, until_ or keep, now) end
 end
 
 -- The shortcut (rules.only_saves): nothing to delete or clear, every held
 -- stack still there, nothing expired, everything fits.
 local all_held = true
 for j = 1, helds_n do
-  if not got[2 + unlocks_n + saves_n + j] then all_held = false end
+  if not got[3 + unlocks_n + saves_n + j] then all_held = false end
 end
 if deletes_n == 0 and not clear and all_held and saves_n > 0 then
   local before = redis.call('HLEN', data_key)
   if before == 0 or (earliest and earliest > now) then
     local count = before
     for j = 1, saves_n do
-      if not got[2 + unlocks_n + j] then count = count + 1 end
+      if not got[3 + unlocks_n + j] then count = count + 1 end
     end
     if count <= max_count then
       -- Renewing moves expiries later: the bound stays a bound.

@@ -11,9 +11,10 @@
 --   ~e         a time no conversation of the namespace expires before
 --   ~x         the time up to which the namespace's keys are kept, and its
 --              score in the namespace registry
+--   ~h         present while a lock keeps the keys longer than ~x
 --   ~l<root>   the lock of a stack: "<owner token> <deadline, ms of Redis time>"
 
-local EARLIEST, KEEP, LOCK = '~e', '~x', '~l'
+local EARLIEST, KEEP, HOLD, LOCK = '~e', '~x', '~h', '~l'
 -- The byte every non-conversation field starts with.
 local TILDE = string.byte('~')
 -- Namespace keys outlive their last conversation by this much at most
@@ -54,6 +55,29 @@ local function hold(meta_key, data_key, keep, now, ms)
     for _, key in ipairs({meta_key, data_key}) do
       if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
     end
+    -- So that the commit gives the keys back their own time.
+    redis.call('HSET', meta_key, HOLD, '1')
+  end
+end
+
+-- Once a commit released its locks: keep the keys only as long as their
+-- conversations (until keep) and the locks still held need, no longer
+-- than a lock's hold made them live.
+local function unhold(meta_key, data_key, keep, now)
+  local need = keep and math.ceil((keep - now) * 1000) or 0
+  local ms, held = millis(), false
+  local flat = redis.call('HGETALL', meta_key)
+  for i = 1, #flat, 2 do
+    if string.sub(flat[i], 1, #LOCK) == LOCK then
+      local left = tonumber(string.match(flat[i + 1], ' (%S+)$')) - ms
+      if left > 0 then held = true end
+      if left > need then need = left end
+    end
+  end
+  if not held then redis.call('HDEL', meta_key, HOLD) end
+  if need > 0 and redis.call('PTTL', meta_key) > need then
+    redis.call('PEXPIRE', meta_key, need)
+    redis.call('PEXPIRE', data_key, need)
   end
 end
 
