@@ -25,6 +25,10 @@ are:
 ``~x``
     the time up to which the namespace's keys are kept, which is also its
     score in the registry; moved only when a commit saves past it;
+``~h``
+    present while a lock keeps the keys longer than ``~x`` (its lease
+    outlasts the conversations), so that the commit that releases it gives
+    the keys back their own time;
 ``~l<root>``
     the lock of one stack: ``<owner token> <deadline>``, the deadline in
     milliseconds of Redis's own clock.
@@ -46,6 +50,8 @@ HEADER = "~"
 EARLIEST = "~e"
 #: The metadata field of the time the namespace's keys are kept until.
 KEEP = "~x"
+#: The metadata field present while a lock keeps the keys longer than KEEP.
+HOLD = "~h"
 #: The start of the metadata field of a stack's lock; the root id follows.
 LOCK = "~l"
 

@@ -4,8 +4,9 @@ Each script lives in ``lua/<name>.lua`` (shipped as package data), starts
 with a header stating its ``KEYS``, ``ARGV`` and replies, and names every
 key it touches in ``KEYS``. The texts are read once per process with
 :mod:`importlib.resources`; :class:`Scripts` registers them once per
-client, after a prelude: the reply and mode constants below, written out
-as Lua so that both sides use the same values, and ``lua/common.lua``.
+client, after a prelude: the reply and mode constants below and the
+metadata's field names (:mod:`.keys`), written out as Lua so that both
+sides use the same values, and ``lua/common.lua``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import enum
 import functools
 import importlib.resources
 import typing as t
+
+from . import keys
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from redis.commands.core import Script
@@ -65,6 +68,8 @@ def source(name: str) -> str:
     """
     constants = [f"local {r.name} = {r.value}" for r in Reply]
     constants += [f"local MODE_{m.name} = '{m.value}'" for m in Mode]
+    fields = {"EARLIEST": keys.EARLIEST, "KEEP": keys.KEEP, "HOLD": keys.HOLD, "LOCK": keys.LOCK}
+    constants += [f"local {name} = '{value}'" for name, value in fields.items()]
     return "\n".join([*constants, _read("common"), _read(name)])
 
 

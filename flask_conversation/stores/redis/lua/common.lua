@@ -14,7 +14,7 @@
 --   ~h         present while a lock keeps the keys longer than ~x
 --   ~l<root>   the lock of a stack: "<owner token> <deadline, ms of Redis time>"
 
-local EARLIEST, KEEP, HOLD, LOCK = '~e', '~x', '~h', '~l'
+-- (EARLIEST, KEEP, HOLD and LOCK name these fields: see scripts.py.)
 -- The byte every non-conversation field starts with.
 local TILDE = string.byte('~')
 -- Namespace keys outlive their last conversation by this much at most
