@@ -2,9 +2,10 @@
 details page of a hotel booking, with and without the conversation code.
 
 ``create_app("conversation")`` keeps the booking in a long-running
-conversation in ``RedisStore`` (``BENCH_REDIS_URL``); ``create_app("plain")``
-is the same page with the conversation code removed: it renders the same
-template from a booking it makes up on the spot.
+conversation in ``RedisStore`` (``BENCH_REDIS_URL``); ``create_app("session")``
+keeps it by hand in a Flask-Session Redis session; ``create_app("plain")``
+is the same page with no state: it renders the same template from a
+booking it makes up on the spot.
 """
 
 from __future__ import annotations
@@ -48,10 +49,58 @@ def _booking(hotel_id: int) -> dict[str, t.Any]:
     }
 
 
+def _session_app(app: Flask) -> Flask:
+    """The page hand-rolled on a Flask-Session Redis session: each booking
+    in ``session["tabs"][tab]``, the tab id in the URL.
+    """
+    import secrets
+
+    import redis
+    from flask import abort
+    from flask import request
+    from flask import session
+    from flask import url_for
+    from flask_session import Session
+    from markupsafe import Markup
+
+    app.config.update(
+        SESSION_TYPE="redis", SESSION_REDIS=redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+    )
+    Session(app)
+
+    @app.post("/hotels/<int:hotel_id>/begin")
+    def begin(hotel_id: int) -> str:
+        tab = secrets.token_urlsafe(16)
+        session.setdefault("tabs", {})[tab] = {"booking": _booking(hotel_id)}
+        session.modified = True
+        return tab
+
+    @app.get("/hotels/<int:hotel_id>/book")
+    def book(hotel_id: int) -> str:
+        tab = request.args.get("cid", "")
+        state = session.get("tabs", {}).get(tab)
+        if state is None:
+            abort(404)
+        booking = state["booking"]
+        booking["step"] = 1
+        state["views"] = state.get("views", 0) + 1
+        session.modified = True
+        return render_template(
+            "book.html",
+            booking=booking,
+            rooms=ROOMS,
+            action=url_for("book", hotel_id=hotel_id, cid=tab),
+            field=Markup(f'<input type="hidden" name="cid" value="{tab}">'),
+        )
+
+    return app
+
+
 def create_app(variant: str = "conversation") -> Flask:
     """The booking page.
 
-    :param variant: ``"conversation"`` or ``"plain"``.
+    :param variant: ``"conversation"``, ``"session"`` (hand-rolled on a
+        Flask-Session Redis session) or ``"plain"`` (no state).
     """
     app = Flask(__name__)
     app.config["SECRET_KEY"] = "bench-secret-key"
@@ -66,6 +115,9 @@ def create_app(variant: str = "conversation") -> Flask:
             )
 
         return app
+
+    if variant == "session":
+        return _session_app(app)
 
     if variant != "conversation":
         raise ValueError(f"unknown variant {variant!r}")

@@ -16,13 +16,15 @@ from pathlib import Path
 from . import figures
 from . import http
 from . import report
+from . import server_time
 from .redis_server import DEFAULT_BINARY
+from .redis_server import own_cpu
 from .redis_server import RedisServer
 from .results import Row
 from .timing import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ("1", "2", "3", "4", "5", "6", "7", "8")
+ALL = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -47,6 +49,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--http-rounds", type=int, help="alternating wrk runs of figure 6")
     p.add_argument("--http-seconds", type=float, help="length of one wrk run")
     p.add_argument("--redis-server", default=DEFAULT_BINARY, help="redis-server executable")
+    p.add_argument(
+        "--shared-cpu",
+        action="store_true",
+        help="do not pin redis-server to a CPU of its own (it is, with taskset and 2+ CPUs)",
+    )
     p.add_argument(
         "--json",
         type=Path,
@@ -91,9 +98,11 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         ctx = figures.Context(timing=timing, counts=counts)
-        if wanted & {"3", "4", "5", "6", "8"}:
+        if wanted & {"3", "4", "5", "6", "8", "9"}:
+            cpu = None if args.shared_cpu else own_cpu()
             try:
-                ctx.redis_url = stack.enter_context(RedisServer(args.redis_server)).url
+                ctx.redis_url = stack.enter_context(RedisServer(args.redis_server, cpu)).url
+                ctx.redis_cpu = cpu
             except RuntimeError as e:
                 ctx.redis_error = str(e)
         steps: list[tuple[str, t.Callable[[], list[Row]]]] = [
@@ -108,6 +117,12 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             ),
             ("7", lambda: figures.figure_7(ctx)),
             ("8", lambda: figures.figure_8(ctx)),
+            (
+                "9",
+                lambda: server_time.figure_9(
+                    ctx, requests=200 if quick else 2000, rounds=1 if quick else 7
+                ),
+            ),
         ]
         for figure, run in steps:
             if figure in wanted:
@@ -120,7 +135,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     print(
         "Absolute numbers are specific to this machine and its load"
         f" ({os.cpu_count()} CPUs, load average {load_before:.1f} before,"
-        f" {load_after:.1f} after).\n"
+        f" {load_after:.1f} after; redis-server on"
+        f" {'CPU ' + str(ctx.redis_cpu) if ctx.redis_cpu is not None else 'any CPU'}).\n"
     )
     print(report.table(rows))
     if args.rst:
@@ -134,6 +150,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         "quick": quick,
         "load_average": [load_before, load_after],
         "cpus": os.cpu_count(),
+        "redis_cpu": ctx.redis_cpu,
     }
     json_path = args.json or (
         ROOT / "bench" / "results" / time.strftime("results-%Y%m%dT%H%M%S.json")
@@ -150,5 +167,5 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             if report.plot(rows, plot_path):
                 print(f"plot: {plot_path}")
         except ImportError:
-            print("plot: skipped, matplotlib is not installed (pip install -e \".[bench]\")")
+            print('plot: skipped, matplotlib is not installed (pip install -e ".[bench]")')
     return 0

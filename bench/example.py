@@ -2,10 +2,12 @@
 the page every step of a booking returns to, served by gunicorn.
 
 ``create_app("conversation")`` is the example itself with ``RedisStore``
-(``BENCH_REDIS_URL``). ``create_app("plain")`` is the same page with the
-conversation code removed: the example's templates rendered from constants
-that stand in for the booking, with ``url_for`` for ``url_for_cid`` and a
-fixed hidden field, so both send the same HTML.
+(``BENCH_REDIS_URL``). ``create_app("session")`` is the same page
+hand-rolled on a Flask-Session Redis session (the same server), what a user
+would write instead: the booking in ``session["tabs"][tab]``, the tab id in
+the URL. ``create_app("plain")`` is the page with no state at all: the
+example's templates rendered from constants that stand in for the booking.
+Each sends the same HTML, ``url_for`` standing in for ``url_for_cid``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import secrets
 import typing as t
 import urllib.parse
 from datetime import date
@@ -56,7 +59,14 @@ class _Stand(dict):  # type: ignore[type-arg]
             raise AttributeError(name) from None
 
 
-def _plain_app() -> Flask:
+def _page_app(
+    name: str,
+) -> tuple[Flask, Blueprint, t.Callable[..., str], t.Callable[[], dict[str, t.Any]]]:
+    """The example's templates and routes without conversations: the
+    application, its blueprint (add the review page, then register it), a
+    function rendering the review page for one booking, and one making the
+    booking the example holds at that page.
+    """
     from examples import booking
     from examples.booking.hotels import BEDS
     from examples.booking.hotels import get_hotel
@@ -65,7 +75,7 @@ def _plain_app() -> Flask:
 
     root = os.path.dirname(booking.__file__)
     app = Flask(
-        "bench_example_plain",
+        name,
         template_folder=os.path.join(root, "templates"),
         static_folder=os.path.join(root, "static"),
     )
@@ -92,18 +102,18 @@ def _plain_app() -> Flask:
     ]:
         bp.add_url_rule(rule, endpoint, nothing)
 
-    @bp.get("/booking")
-    def review() -> str:
-        booking = _Stand(_stay())
-        booking["room"] = _Stand(
-            id=room.id, name=room.name, price=room.price, bed="double", breakfast=True
-        )
+    def render(stay: dict[str, t.Any], tab: str, tabs: list[str]) -> str:
+        booking = _Stand(stay)
+        booking["room"] = _Stand(stay["room"])
         booking.update(
-            id=FAKE_CID, long_running=True, nested=False, description=f"Booking: {hotel.name}"
+            id=tab, long_running=True, nested=False, description=f"Booking: {hotel.name}"
         )
         booking["root"] = booking
         booking["stack"] = [booking]
-        info = _Stand(id=FAKE_CID, description=booking["description"], depth=0, parent_id=None)
+        infos = [
+            _Stand(id=other, description=booking["description"], depth=0, parent_id=None)
+            for other in tabs
+        ]
         total = total_price(booking["nights"], booking["guests"], room.price, True)
         return render_template(
             "review.html",
@@ -112,24 +122,84 @@ def _plain_app() -> Flask:
             beds=BEDS,
             total=total,
             conversation=booking,
-            conversations=lambda: [info],
-            url_for_cid=lambda endpoint, **values: url_for(endpoint, cid=FAKE_CID, **values),
-            conversation_field=lambda: Markup(
-                f'<input type="hidden" name="cid" value="{FAKE_CID}">'
-            ),
+            conversations=lambda: infos,
+            url_for_cid=lambda endpoint, **values: url_for(endpoint, cid=tab, **values),
+            conversation_field=lambda: Markup(f'<input type="hidden" name="cid" value="{tab}">'),
         )
+
+    def stay() -> dict[str, t.Any]:
+        rv = _stay()
+        rv["room"] = dict(
+            id=room.id, name=room.name, price=room.price, bed="double", breakfast=True
+        )
+        return rv
+
+    return app, bp, render, stay
+
+
+def _plain_app() -> Flask:
+    app, bp, render, stay = _page_app("bench_example_plain")
+
+    @bp.get("/booking")
+    def review() -> str:
+        return render(stay(), FAKE_CID, [FAKE_CID])
 
     app.register_blueprint(bp)
     return app
 
 
+def _session_app() -> Flask:
+    """The review page hand-rolled the way a user would without the
+    extension: each booking in ``session["tabs"][tab]`` of a Flask-Session
+    Redis session, the tab id in the URL like a cid, the sidebar listing
+    the session's bookings.
+    """
+    from flask import abort
+    from flask import request
+    from flask import session
+    from flask_session import Session
+
+    app, bp, render, stay = _page_app("bench_example_session")
+    app.config.update(SESSION_TYPE="redis", SESSION_KEY_PREFIX="bench-session:")
+    app.config["SESSION_REDIS"] = _redis_client()
+    Session(app)
+
+    @bp.post("/booking/start")
+    @csrf.exempt
+    def start() -> str:
+        tab = secrets.token_urlsafe(16)
+        session.setdefault("tabs", {})[tab] = stay()
+        session.modified = True
+        return tab
+
+    @bp.get("/booking")
+    def review() -> str:
+        tab = request.args.get("cid", "")
+        tabs = session.get("tabs", {})
+        if tab not in tabs:
+            abort(404)
+        return render(tabs[tab], tab, list(tabs))
+
+    app.register_blueprint(bp)
+    return app
+
+
+def _redis_client() -> t.Any:
+    import redis
+
+    return redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+
+
 def create_app(variant: str = "conversation") -> Flask:
     """The booking example, or its review page without conversations.
 
-    :param variant: ``"conversation"`` or ``"plain"``.
+    :param variant: ``"conversation"``, ``"session"`` (hand-rolled on a
+        Flask-Session Redis session) or ``"plain"`` (no state at all).
     """
     if variant == "plain":
         return _plain_app()
+    if variant == "session":
+        return _session_app()
     if variant != "conversation":
         raise ValueError(f"unknown variant {variant!r}")
     from examples.booking import create_app as create_example

@@ -5,7 +5,9 @@ times them with :func:`bench.timing.compare`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import random
 import string
 import time
@@ -36,23 +38,66 @@ class Context:
     :param counts: the numbers of live conversations of figure 4.
     :param redis_url: the throwaway server's URL, ``None`` without Redis.
     :param redis_error: why Redis figures are skipped, if they are.
+    :param redis_cpu: the CPU the server is pinned to, ``None`` if it
+        shares the machine's CPUs.
     """
 
     timing: Settings
     counts: tuple[int, ...] = (1, 10, 100, 1000)
     redis_url: str | None = None
     redis_error: str | None = None
+    redis_cpu: int | None = None
 
-    def redis_client(self) -> redis.Redis:
-        """A new client of the throwaway server."""
+    def redis_client(self, hiredis: bool = True) -> redis.Redis:
+        """A new client of the throwaway server.
+
+        :param hiredis: parse replies and pack commands with hiredis where
+            it is installed (redis-py's default); ``False`` for redis-py's
+            pure-Python parser and packer.
+        """
         import redis as redis_py
 
         assert self.redis_url is not None
-        return redis_py.Redis.from_url(self.redis_url)
+        if hiredis:
+            return redis_py.Redis.from_url(self.redis_url)
+        from redis._parsers import _RESP2Parser
+        from redis.connection import Encoder
+        from redis.connection import PythonRespSerializer
+
+        encoder = Encoder("utf-8", "strict", False)
+        return redis_py.Redis.from_url(
+            self.redis_url,
+            parser_class=_RESP2Parser,
+            command_packer=PythonRespSerializer(6000, encoder.encode),
+        )
+
+    @contextlib.contextmanager
+    def off_redis_cpu(self) -> t.Iterator[None]:
+        """Run this process on the CPUs the server does not use, so that
+        wall time measures the request, not the two competing for a core.
+        """
+        if self.redis_cpu is None:
+            yield
+            return
+        cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cpus - {self.redis_cpu})
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, cpus)
+
+
+def hiredis_installed() -> bool:
+    """Whether redis-py can use hiredis here."""
+    try:
+        import hiredis  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _step(app: Flask, cid: str, cookie: str, param: str = "cid") -> t.Callable[[], None]:
-    environ, _ = prepare(app, "/step", query={param: cid}, cookie=cookie)
+    environ, _ = prepare(app, "/step", query={param: cid}, cookie=cookie or None)
     return caller(app, environ, expect_header=HEADER if param == "cid" else None)
 
 
@@ -72,10 +117,10 @@ def redis_cpu_clock(client: redis.Redis) -> tuple[str, t.Callable[[], float]]:
     return "cpu+redis", clock
 
 
-def _redis_store(ctx: Context, prefix: str) -> t.Any:
+def _redis_store(ctx: Context, prefix: str, hiredis: bool = True) -> t.Any:
     from flask_conversation.stores.redis import RedisStore
 
-    return RedisStore(ctx.redis_client(), prefix=prefix)
+    return RedisStore(ctx.redis_client(hiredis), prefix=prefix)
 
 
 def redis_missing(ctx: Context) -> str | None:
@@ -147,9 +192,11 @@ def figure_2(ctx: Context) -> list[Row]:
 def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
     """Read + write of a long-running conversation per request in
     ``RedisStore``, against Flask-Session's Redis backend holding the
-    hand-rolled dict; once with the user's only booking, and once with
-    more bookings open in other tabs, which Flask-Session reads and writes
-    whole on every request.
+    hand-rolled dict, in wall time with the server on a CPU of its own;
+    once with the user's only booking, once with more bookings open in
+    other tabs (which Flask-Session reads and writes whole on every
+    request), and once more without hiredis (redis-py's pure-Python parser,
+    both sides).
 
     :param ctx: the run's context.
     :param bookings: how many bookings the user has open, one row each.
@@ -158,31 +205,49 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
     why = redis_missing(ctx)
     if why:
         return [skipped("3", what, why)]
+    # (bookings open, hiredis, namespace from a loader instead of a cookie)
+    runs = [(n, True, False) for n in bookings]
+    if hiredis_installed():
+        runs.append((bookings[0], False, False))
+    runs.append((bookings[0], True, True))
     rows = []
-    for open_bookings in bookings:
-        tabs = apps.tabs_app(session_redis=ctx.redis_client())
+    for open_bookings, with_hiredis, loader in runs:
+        tabs = apps.tabs_app(session_redis=ctx.redis_client(with_hiredis))
         tab_id, tab_cookie = apps.start(tabs)
-        conv = apps.conversation_app(_redis_store(ctx, f"bench3-{open_bookings}:"))
+        prefix = f"bench3-{open_bookings}-{with_hiredis}-{loader}:"
+        conv = apps.conversation_app(
+            _redis_store(ctx, prefix, with_hiredis), namespace="bench-user" if loader else None
+        )
         cid, cookie = apps.start(conv)
         for _ in range(open_bookings - 1):
             _, tab_cookie = apps.start(tabs, tab_cookie)
             _, cookie = apps.start(conv, cookie)
         suffix = "" if open_bookings == 1 else f", {open_bookings} bookings open"
+        if not with_hiredis:
+            suffix += ", without hiredis"
+        label = what + suffix
+        if loader:
+            # What the namespace cookie costs: the same request without it.
+            label = "read+write, RedisStore, namespace from a loader, no cookie (informative)"
+        with ctx.off_redis_cpu():
+            comparison = compare(
+                _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
+                _step(conv, cid, cookie),
+                ctx.timing,
+                clock="wall",
+            )
         rows.append(
             ratio_row(
                 "3",
-                what + suffix,
+                label,
                 "Flask-Session Redis, hand-rolled tabs dict",
-                compare(
-                    _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
-                    _step(conv, cid, cookie),
-                    ctx.timing,
-                    clock=redis_cpu_clock(ctx.redis_client()),
-                ),
-                1.0,
+                comparison,
+                1.0 if (open_bookings, with_hiredis, loader) == runs[0] else None,
             )
         )
-        rows[-1].extra["bookings"] = open_bookings
+        rows[-1].extra.update(
+            bookings=open_bookings, hiredis=with_hiredis, loader=loader, redis_cpu=ctx.redis_cpu
+        )
     return rows
 
 

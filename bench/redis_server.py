@@ -22,15 +22,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def own_cpu() -> int | None:
+    """A CPU for Redis alone: the last one this process may use, when it
+    may use several and ``taskset`` exists; else ``None``.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        return None
+    return cpus[-1]
+
+
 class RedisServer:
     """One ``redis-server`` process without persistence, listening on
     127.0.0.1 only. Use it as a context manager.
 
     :param binary: the server executable.
+    :param cpu: pin the server to this CPU (with ``taskset``), so that the
+        clients measured never compete with it for a core.
     """
 
-    def __init__(self, binary: str = DEFAULT_BINARY) -> None:
+    def __init__(self, binary: str = DEFAULT_BINARY, cpu: int | None = None) -> None:
         self.binary = binary
+        self.cpu = cpu
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._dir: str | None = None
@@ -46,8 +59,10 @@ class RedisServer:
             raise RuntimeError(f"{self.binary} not found: install the redis-server package.")
         self._dir = tempfile.mkdtemp(prefix="bench-redis-")
         self.port = free_port()
+        pin = ["taskset", "-c", str(self.cpu)] if self.cpu is not None else []
         self.process = subprocess.Popen(
             [
+                *pin,
                 self.binary,
                 "--bind",
                 "127.0.0.1",

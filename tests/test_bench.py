@@ -47,12 +47,12 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict[str, object]]:
 
 
 def test_in_process_figures(tmp_path: Path) -> None:
-    out, results = run_bench(tmp_path, "--figures", "1,2,3,4,5,7,8", "--counts", "1,3")
+    out, results = run_bench(tmp_path, "--figures", "1,2,3,4,5,7,8,9", "--counts", "1,3")
     assert "| what" in out and "| result" in out
     rows = results["rows"]
     assert isinstance(rows, list)
     figures = [row["figure"] for row in rows]
-    assert sorted(set(figures)) == ["1", "2", "3", "4", "5", "7", "8"]
+    assert sorted(set(figures)) == ["1", "2", "3", "4", "5", "7", "8", "9"]
     # Redis is real here: nothing may have been skipped.
     assert not [row for row in rows if row["result"].startswith("skipped")], out
     for row in rows:
@@ -70,6 +70,10 @@ def test_in_process_figures(tmp_path: Path) -> None:
     trips = {row["what"]: row["value"] for row in rows if row["figure"] == "5"}
     assert trips["Redis round trips per request, use"] > 0
     assert trips["Redis round trips per request, no use (names a cid)"] == 0
+    # The server's time per request, both ways, and the ceiling it gives.
+    server = [row for row in rows if row["figure"] == "9"]
+    assert len(server) == 4
+    assert all(row["value"] > 0 for row in server)
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -83,10 +87,13 @@ def test_http_figure(tmp_path: Path) -> None:
     out, results = run_bench(
         tmp_path, "--figures", "6", "--http-rounds", "1", "--http-seconds", "1"
     )
-    (row,) = results["rows"]
-    assert row["figure"] == "6"
-    assert row["value"] > 0, out
-    if row["extra"]["module"] == "bench.example":
-        # The page without conversation code sends the same HTML.
-        sizes = row["extra"]["page_bytes"]
-        assert sizes["baseline"] == sizes["subject"]
+    fair, stateless = results["rows"]
+    assert "Flask-Session" in fair["baseline"] and fair["target"] == ">= 0.90"
+    assert "without state" in stateless["baseline"] and stateless["met"] is None
+    for row in (fair, stateless):
+        assert row["figure"] == "6"
+        assert row["value"] > 0, out
+    if fair["extra"]["module"] == "bench.example":
+        # The three pages send the same HTML.
+        sizes = fair["extra"]["page_bytes"]
+        assert sizes["conversation"] == sizes["session"] == sizes["plain"]

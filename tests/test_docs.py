@@ -154,7 +154,7 @@ def test_installation_matches_setup_cfg() -> None:
     assert flask is not None
     assert f"Python {python} or newer and Flask {flask[1]} or newer" in " ".join(text.split())
     extras = [name for name in setup["options.extras_require"]]
-    documented = re.findall(r"^    \*   - ``(\w+)``$", text, re.M)
+    documented = re.findall(r"^    \*   - ``([\w-]+)``$", text, re.M)
     assert documented == extras
     # Not on the package index: every pip command names a checkout or the repository.
     for command in re.findall(r"\$ pip install (.*)", text):

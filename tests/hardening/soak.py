@@ -277,10 +277,12 @@ class Flow:
 
 
 def keys_by_kind(client: redis.Redis, prefix: str = PREFIX) -> dict[str, int]:
-    """The store's keys in Redis, counted by kind: records, locks, indexes
-    and the namespace registries (with their members), for the layout
-    ``<prefix>{<shard>}:<namespace>:<kind>[:<id>]`` and
-    ``<prefix>{<shard>}:namespaces``.
+    """The store's keys in Redis, counted by kind, for the layout
+    ``<prefix>{<shard>}:<namespace>:m`` (metadata hash: a field per
+    conversation, ``~l<root>`` fields for locks), ``...:d`` (data hash) and
+    ``<prefix>{<shard>}:namespaces``: records and locks (fields), indexes
+    (the namespaces' two hashes), the namespace registries (with their
+    members), and what of it has no time to live.
     """
     counts: collections.Counter[str] = collections.Counter()
     for key in client.scan_iter(match=prefix + "*", count=1000):
@@ -290,20 +292,22 @@ def keys_by_kind(client: redis.Redis, prefix: str = PREFIX) -> dict[str, int]:
             counts["registries"] += 1
             counts["registry_members"] += int(client.zcard(key))
             continue
-        kind = tail.split(":", 2)[1] if tail.count(":") >= 1 else ""
-        if kind == "i":
-            counts["indexes"] += 1
-        elif kind == "l":
-            counts["locks"] += 1
-            # -1: no time to live; -2 would mean it expired since the scan.
-            if client.pttl(key) == -1:
-                counts["locks_without_ttl"] += 1
-        elif kind == "c":
-            counts["records"] += 1
-            if client.pttl(key) == -1:
-                counts["records_without_ttl"] += 1
-        else:
+        kind = tail.rpartition(":")[2]
+        if kind not in ("m", "d"):
             counts["other"] += 1
+            continue
+        counts["indexes"] += 1
+        # -1: no time to live; -2 would mean it expired since the scan.
+        forever = client.pttl(key) == -1
+        if kind == "d":
+            continue
+        for field in client.hkeys(key):
+            name = "locks" if field.startswith(b"~l") else None
+            name = name or (None if field.startswith(b"~") else "records")
+            if name is not None:
+                counts[name] += 1
+                if forever:
+                    counts[f"{name}_without_ttl"] += 1
     return dict(counts)
 
 

@@ -31,15 +31,28 @@ LEASE = 4.0
 
 def _find_record(client: redis.Redis, cid: str) -> dict[str, t.Any] | None:
     """The stored data of ``cid``, read from Redis directly."""
-    for key in client.scan_iter(match=f"conversation:*:c:{cid}", count=1000):
-        value = client.get(key)
+    for key in client.scan_iter(match="conversation:*:d", count=1000):
+        value = client.hget(key, cid)
         if value is not None:
-            return t.cast(dict[str, t.Any], json.loads(json.loads(value)["d"]))
+            return t.cast(dict[str, t.Any], json.loads(value))
     return None
 
 
 def _lock_ttls(client: redis.Redis) -> list[int]:
-    return [int(client.pttl(k)) for k in client.scan_iter(match="conversation:*:l:*")]
+    """What is left of each stack lock's lease, in ms: the locks are
+    ``~l<root>`` fields of the metadata hashes, ``<token> <deadline>`` in
+    ms of the server's clock; a lock whose lease ran out is not counted.
+    """
+    seconds, micros = client.time()
+    now = seconds * 1000 + micros // 1000
+    left = []
+    for key in client.scan_iter(match="conversation:*:m", count=1000):
+        for field, value in client.hgetall(key).items():
+            if field.startswith(b"~l"):
+                deadline = int(float(value.split()[1]))
+                if deadline > now:
+                    left.append(deadline - now)
+    return left
 
 
 class Tab:

@@ -60,6 +60,7 @@ def test_a_namespace_lives_in_one_slot(
     client: redis.Redis | RedisCluster, store: RedisStore, make: Records
 ) -> None:
     for ns in NAMESPACES:
+        keys = store.keys(ns)
         root = make("root", namespace=ns)
         store.save(root)
         store.save(make("child", root, namespace=ns))
@@ -67,13 +68,11 @@ def test_a_namespace_lives_in_one_slot(
         assert acquired is not None
         held = store.lock(ns, "natural-id", 1)
         assert held is not None
-        slots = {
-            key_slot(key.encode()) for key in all_keys(client) if key.startswith(store.base(ns))
-        }
-        # records, index and both locks
-        assert len([k for k in all_keys(client) if k.startswith(store.base(ns))]) == 5
-        assert slots == {key_slot(store.registry_key(ns).encode())}
-        assert client.zscore(store.registry_key(ns), ns) is not None
+        mine = [key for key in all_keys(client) if key.startswith(store.base(ns))]
+        # Metadata (with both locks) and data: two keys, whatever the stack.
+        assert sorted(mine) == sorted([keys.meta, keys.data])
+        assert {key_slot(key.encode()) for key in mine} == {key_slot(keys.registry.encode())}
+        assert client.zscore(keys.registry, ns) is not None
         store.commit(ns, CommitBatch(deletes={"root": "cleared"}, unlock={"root": acquired.token}))
         store.unlock(ns, "natural-id", held)
         assert not [k for k in all_keys(client) if k.startswith(store.base(ns))]
@@ -88,51 +87,85 @@ def test_prefix_cannot_break_the_hash_tag(client: redis.Redis | RedisCluster) ->
         RedisStore(client, prefix="app{1}:")
 
 
-def test_values_are_json(
+def test_data_is_kept_apart_from_metadata(
     client: redis.Redis | RedisCluster, store: RedisStore, make: Records
 ) -> None:
-    record = make("root", data='{"cart":[1,"é"]}', description="Trip")
+    record = make("root", data='{"cart":[1,"é"]}', description="Trip: 2 nights ~ é")
     store.save(record)
-    raw = client.get(store.record_key("ns", "root"))
-    assert raw is not None
-    value = json.loads(raw)
-    assert value["d"] == record.data
-    assert value["n"] == "Trip"
-    assert not raw.startswith(b"\x80")  # no pickle protocol header
+    keys = store.keys("ns")
+    # The data as the serializer wrote it (JSON, never pickled), alone.
+    assert client.hget(keys.data, "root") == record.data.encode()
+    meta = client.hget(keys.meta, "root")
+    assert meta is not None and b"cart" not in meta
+    assert meta.decode().endswith(" Trip: 2 nights ~ é")
+    assert store.load("ns", "root") == record
+    for description in (None, "", " ", "a  b "):
+        other = make("other", description=description)
+        store.save(other)
+        assert store.load("ns", "other") == other
 
 
-def test_native_expiry_slides_on_use(
-    client: redis.Redis | RedisCluster, store: RedisStore, make: Records
+def test_native_expiry_follows_the_last_conversation(
+    client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: FakeClock
 ) -> None:
-    root = make("root", timeout=600)
-    store.save(root)
-    key = store.record_key("ns", "root")
-    assert 0 < client.pttl(key) <= 600_000
-    assert client.pttl(store.index_key("ns")) >= client.pttl(key) - 100
-    # As if most of the timeout had passed in Redis's own time.
-    client.pexpire(key, 2_000)
+    keys = store.keys("ns")
+    store.save(make("root", timeout=600))
+    # Kept a little longer than the conversation, so that the next commits
+    # need not move the expiry.
+    for key in (keys.meta, keys.data):
+        assert 600_000 < client.pttl(key) <= 660_000
+    assert client.zscore(keys.registry, "ns") == store_clock() + 660
     acquired = store.acquire("ns", "root", 1)
     assert acquired is not None
-    # Held by a request: kept at least for the lock's lease.
-    assert client.pttl(key) > 2_000
-    client.pexpire(key, 2_000)
+    store_clock.advance(30)
     store.commit(
-        "ns",
-        CommitBatch(saves=[make("root", timeout=600)], unlock={"root": acquired.token}),
+        "ns", CommitBatch(saves=[make("root", timeout=600)], unlock={"root": acquired.token})
     )
-    assert client.pttl(key) > 500_000
+    # Within the slack: nothing moved.
+    assert client.zscore(keys.registry, "ns") == store_clock() - 30 + 660
+    store_clock.advance(90)
+    store.commit("ns", CommitBatch(saves=[make("root", timeout=600)]))
+    assert client.zscore(keys.registry, "ns") == store_clock() + 660
+
+
+def test_a_held_stack_outlives_its_timeout_in_redis(
+    client: redis.Redis | RedisCluster, store_clock: FakeClock, make: Records
+) -> None:
+    """A conversation never expires while a request holds it: its keys are
+    kept for the lock's lease, and no commit shortens that.
+    """
+    store = RedisStore(client, clock=store_clock, lock_lease=100)
+    keys = store.keys("ns")
+    store.save(make("root", timeout=10))
+    assert client.pttl(keys.meta) <= 20_000
+    store_clock.advance(5)
+    acquired = store.acquire("ns", "root", 1)
+    assert acquired is not None
+    assert client.pttl(keys.meta) > 90_000 and client.pttl(keys.data) > 90_000
+    # Another stack's commit that moves the namespace's expiry keeps them.
+    store.commit("ns", CommitBatch(saves=[make("other", timeout=16)]))
+    assert client.pttl(keys.meta) > 90_000 and client.pttl(keys.data) > 90_000
+    store.commit(
+        "ns", CommitBatch(saves=[make("root", timeout=10)], unlock={"root": acquired.token})
+    )
+    assert store.load("ns", "root") is not None
+    # Released, the keys live only as long as their conversations need
+    # (the latest expires in 16 s, kept 16 s more), not for the lease.
+    for key in (keys.meta, keys.data):
+        assert 0 < client.pttl(key) <= 32_000
 
 
 def test_redis_drops_expired_records_by_itself(redis_client: redis.Redis) -> None:
     store = RedisStore(redis_client)  # the system clock
     records = Records(store.clock)
     store.save(records("root", timeout=0.2))
+    keys = store.keys("ns")
     deadline = time.monotonic() + 10
-    while redis_client.exists(store.record_key("ns", "root")) and time.monotonic() < deadline:
+    while redis_client.exists(keys.meta, keys.data) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store.load("ns", "root") is None
     assert store.acquire("ns", "root", 0) is None
-    assert not redis_client.exists(store.index_key("ns"))
+    assert not redis_client.exists(keys.meta, keys.data)
     assert store.purge() is None
 
 
@@ -165,6 +198,34 @@ def test_a_crashed_holder_loses_its_lock_after_the_lease(
     assert record is not None and record.data == "3"
 
 
+def test_a_commit_after_the_lease_writes_nothing(
+    client: redis.Redis | RedisCluster, store_clock: FakeClock, make: Records
+) -> None:
+    """Also when nobody took the lock since: the lease alone decides, and
+    the batch's other locks are released.
+    """
+    store = RedisStore(client, clock=store_clock, lock_lease=0.1)
+    store.save(make("a", data="1"))
+    store.save(make("b", data="1"))
+    late = store.acquire("ns", "a", 0)
+    assert late is not None
+    time.sleep(0.15)
+    other = store.lock("ns", "b", 0)
+    assert other is not None
+    with pytest.raises(ConversationStoreError, match="lease"):
+        store.commit(
+            "ns",
+            CommitBatch(
+                saves=[make("a", data="2"), make("b", data="2")],
+                deletes={"c": "ended"},
+                unlock={"b": other, "a": late.token},
+            ),
+        )
+    assert [r.data for r in sorted(store.list_namespace("ns"), key=lambda r: r.id)] == ["1", "1"]
+    # The lock still held was released.
+    assert store.lock("ns", "b", 0) is not None
+
+
 def test_namespaces_come_from_the_registry(
     client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: FakeClock
 ) -> None:
@@ -182,8 +243,9 @@ def test_namespaces_come_from_the_registry(
     assert store.commit("two", CommitBatch(deletes={"d": "ended"})) == [("d", "ended")]
     assert store.namespaces() == {"one": 1}
     # An empty namespace leaves nothing behind, not even in its registry.
-    assert not client.exists(store.index_key("two"))
-    assert client.zscore(store.registry_key("two"), "two") is None
+    two = store.keys("two")
+    assert not client.exists(two.meta, two.data)
+    assert client.zscore(two.registry, "two") is None
     store.delete("one", "a")
     store.delete("one", "b")
     assert store.namespaces() == {}
@@ -194,16 +256,16 @@ def test_the_registry_forgets_namespaces_that_expired(
     client: redis.Redis | RedisCluster, store: RedisStore, make: Records, store_clock: FakeClock
 ) -> None:
     """A namespace whose records all expired in Redis is dropped from its
-    registry by the next commit in the same shard, so the registries never
-    grow past the namespaces in use.
+    registry when the next namespace of the same shard registers, so the
+    registries never grow past the namespaces in use.
     """
     store.save(make("a", namespace="gone", timeout=5))
     # Another namespace of the same shard.
     same_shard = next(f"ns{i}" for i in range(100_000) if shard_tag(f"ns{i}") == shard_tag("gone"))
-    store_clock.advance(5)
+    store_clock.advance(10)
     store.commit(same_shard, CommitBatch(saves=[make("b", namespace=same_shard)]))
-    registry = store.registry_key("gone")
-    assert registry == store.registry_key(same_shard)
+    registry = store.keys("gone").registry
+    assert registry == store.keys(same_shard).registry
     assert client.zrange(registry, 0, -1) == [same_shard.encode()]
 
 
@@ -545,7 +607,113 @@ def test_chosen_by_config(
         cid = app.test_client().post("/begin").text
         record = store.load(store.namespaces().popitem()[0], cid)
         assert record is not None and json.loads(record.data) == {"n": 1}
-        assert redis_client.exists(store.record_key(record.namespace, cid))
+        assert redis_client.hexists(store.keys(record.namespace).data, cid)
     finally:
         if as_url:
             store.client.close()
+
+
+# -- lock waits, scripts ------------------------------------------------------------
+
+
+def _script_calls(server: RedisServer) -> int:
+    stats = server.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
+    )
+
+
+@pytest.mark.parametrize("how", ["acquire", "claim", "lock"])
+def test_waiting_for_a_lock_asks_at_most_20_times_a_second(
+    redis_server: RedisServer, redis_client: redis.Redis, make: Records, how: str
+) -> None:
+    """Counted by the server: the script calls a request makes while another
+    request holds the stack, over a wait of more than a second.
+    """
+    holder = RedisStore(redis_client, clock=make.clock)
+    waiter = RedisStore(redis_server.client(), clock=make.clock)
+    holder.save(make("root"))
+    token = holder.lock("ns", "root", 0)
+    assert token is not None
+    waits: dict[str, t.Callable[[], t.Any]] = {
+        "acquire": lambda: waiter.acquire("ns", "root", 1.5),
+        "claim": lambda: waiter.claim("ns", "root", 1.5),
+        "lock": lambda: waiter.lock("ns", "root", 1.5),
+    }
+    try:
+        before = _script_calls(redis_server)
+        started = time.monotonic()
+        if how == "lock":
+            assert waits[how]() is None
+        else:
+            with pytest.raises(BusyConversation):
+                waits[how]()
+        elapsed = time.monotonic() - started
+        calls = _script_calls(redis_server) - before
+        # It did keep asking, and never more than about 20 times a second.
+        assert 10 <= calls <= 20 * elapsed + 1, (calls, elapsed)
+        # Released, the lock is the waiter's at once.
+        holder.unlock("ns", "root", token)
+        assert waiter.acquire("ns", "root", 1.5) is not None
+    finally:
+        waiter.client.close()
+
+
+def test_load_chain_is_one_round_trip_and_locks_nothing(
+    deployment: tuple[list[RedisServer], redis.Redis | RedisCluster],
+    commands: CommandLog,
+    make: Records,
+) -> None:
+    store = RedisStore(deployment[1], clock=make.clock)
+    root = make("root")
+    child = make("child", root)
+    for record in (root, make("other"), child, make("grandchild", child)):
+        store.save(record)
+    store.load_chain("ns", "grandchild")  # loads the script into the servers
+    commands.take()
+    for _ in range(3):
+        chain = store.load_chain("ns", "grandchild")
+        assert chain is not None and [r.id for r in chain] == ["root", "child", "grandchild"]
+        assert commands.take() == ["EVALSHA"]
+    assert store.load_chain("ns", "other-missing") is None
+    assert commands.take() == ["EVALSHA"]
+    # Nothing was locked: the stack is free.
+    acquired = store.acquire("ns", "child", 0)
+    assert acquired is not None and [r.id for r in acquired.chain] == ["root", "child"]
+    # A read does not wait for the lock, and sees the last committed state.
+    chain = store.load_chain("ns", "grandchild")
+    assert chain is not None and chain[-1] == store.load("ns", "grandchild")
+
+
+def test_scripts_ship_as_package_data_with_headers() -> None:
+    """Every script is a ``.lua`` file of the package, read with
+    :mod:`importlib.resources`, and starts by stating its keys, arguments
+    and replies; every key it touches is one of its ``KEYS``.
+    """
+    import importlib.resources
+    import re
+
+    from flask_conversation.stores.redis.scripts import NAMES
+    from flask_conversation.stores.redis.scripts import source
+
+    files = importlib.resources.files("flask_conversation.stores.redis") / "lua"
+    found = sorted(p.name for p in files.iterdir() if p.name.endswith(".lua"))
+    assert found == sorted([f"{name}.lua" for name in (*NAMES, "common")])
+    for name in NAMES:
+        text = (files / f"{name}.lua").read_text("utf-8")
+        header = text.split("\n\n")[0] + text.split("\n\n")[1]
+        assert "KEYS[1]" in header and "Returns" in header, name
+        # Keys only ever come from KEYS (or the helpers, which get them
+        # passed): no key is built from a string inside a script.
+        for call in re.findall(r"redis\.call\('(\w+)', ([^,)]+)", source(name)):
+            assert call[1].strip() in {
+                "meta_key",
+                "data_key",
+                "registry",
+                "key",
+                "KEYS[1]",
+                "KEYS[2]",
+            }, (
+                name,
+                call,
+            )

@@ -103,7 +103,7 @@ def test_redis_store(redis_client: t.Any) -> None:
     class Reference(RedisStore):
         # Without its earliest expiry, the index always takes the full rules.
         def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
-            self.client.hdel(self.index_key(namespace), "~e")
+            self.client.hdel(self.keys(namespace).meta, "~e")
             return super().commit(namespace, batch)
 
     rng = random.Random(2)
@@ -236,3 +236,112 @@ def test_redis_listing_with_the_lock_lists_like_list_namespace(redis_client: t.A
         listed[type(store).__name__] = seen
     assert listed["RedisStore"] == listed["Unlisted"]
     assert any(isinstance(page, list) and len(page) > 2 for page in listed["RedisStore"])
+
+
+def stack_batch(rng: random.Random, namespace: str, now: float) -> CommitBatch:
+    """What one request may commit: saves in one stack (a root, children,
+    grandchildren, sometimes an ended survivor), deletes of other
+    conversations, the saved stack kept from eviction and sometimes held,
+    sometimes an end_all, a count limit that is often exceeded.
+    """
+    root = rng.choice(IDS)
+    saves = []
+    if rng.random() < 0.8:
+        tree = {root: (None, 0)}
+        for cid in rng.sample([i for i in IDS if i != root], rng.randint(0, 3)):
+            parent = rng.choice(list(tree))
+            tree[cid] = (parent, tree[parent][1] + 1)
+        ended = rng.random() < 0.1
+        timeout = rng.choice((0.5, 10, 60))
+        for cid, (parent, depth) in tree.items():
+            saves.append(
+                ConversationRecord(
+                    id=cid,
+                    namespace=namespace,
+                    parent_id=parent,
+                    root_id=root,
+                    depth=depth,
+                    data=f'{{"at":{now!r}}}',
+                    description=rng.choice([None, "", "a stay: 2 nights ~ é"]),
+                    timeout=timeout,
+                    created_at=now - 1,
+                    last_access=now,
+                    ended=ended and parent is None and len(tree) == 1,
+                )
+            )
+    # A request never saves what it deletes, except an ended root that
+    # survives one more request.
+    saved = {r.id for r in saves}
+    deletes: dict[str, str | None] = {
+        cid: rng.choice(["ended", "cleared", None])
+        for cid in rng.sample([i for i in IDS if i not in saved], rng.choice([0, 0, 0, 1, 2]))
+    }
+    if saves and saves[0].ended:
+        deletes[root] = "ended"
+    return CommitBatch(
+        saves=saves,
+        deletes=deletes,
+        max_count=rng.choice([2, 4, 8, 32]),
+        keep_roots={root} if saves else set(),
+        # The stack was read under its lock; another request may have
+        # removed it since.
+        held={root} if saves and rng.random() < 0.5 else set(),
+        clear=rng.random() < 0.03,
+    )
+
+
+def test_redis_commit_decides_as_plan_commit(redis_client: t.Any) -> None:
+    """The commit script, shortcut and full rules, against
+    :func:`plan_commit` itself applied by the base class to a
+    ``MemoryStore``: the same conversations destroyed with the same
+    reasons, the same records kept, in random batches that expire, end
+    subtrees, leave survivors and evict stacks.
+    """
+
+    class Reference(MemoryStore):
+        def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
+            return ConversationStore.apply_batch(self, namespace, batch)
+
+    rng = random.Random(5)
+    shortcut = full = 0
+    for run in range(30):
+        clock = FakeClock(1000.0)
+        redis_store = RedisStore(redis_client, prefix=f"plan{run}:", clock=clock)
+        reference = Reference(10_000, clock=clock)
+        for step in range(40):
+            # Time always moves, so that no two stacks tie for eviction.
+            clock.advance(rng.choice([0.25, 1, 5, 30]))
+            batch = stack_batch(rng, "n", clock.now)
+            token = None
+            if batch.saves and rng.random() < 0.5:
+                root = batch.saves[0].root_id
+                token = redis_store.lock("n", root, 0)
+                assert token is not None
+            meta = redis_store.keys("n").meta
+            earliest = redis_client.hget(meta, "~e")
+            if (
+                earliest is not None
+                and float(earliest) > clock.now
+                and not (batch.deletes or batch.clear)
+            ):
+                shortcut += 1
+            else:
+                full += 1
+            ours = copy(batch)
+            if token is not None:
+                ours.unlock = {batch.saves[0].root_id: token}
+            results = [
+                sorted(redis_store.commit("n", ours)),
+                sorted(reference.commit("n", copy(batch))),
+            ]
+            assert results[0] == results[1], (run, step)
+            assert live(redis_store, clock.now) == live(reference, clock.now), (run, step)
+            if token is not None:
+                # Released with the commit.
+                assert redis_store.lock("n", batch.saves[0].root_id, 0) is not None
+                redis_client.hdel(meta, f"~l{batch.saves[0].root_id}")
+    assert shortcut > 100 and full > 100, (shortcut, full)
+
+
+def live(store: ConversationStore, now: float) -> list[ConversationRecord]:
+    return sorted((r for r in store.list_namespace("n") if r.expires_at > now), key=lambda r: r.id)

@@ -1,0 +1,110 @@
+-- Shared by every script of RedisStore: put before each one when it is
+-- registered, after the status constants (see scripts.py).
+--
+-- A namespace's metadata hash holds, per conversation, one field named by
+-- its cid whose value is (see codec.py)
+--
+--   <expires> <ended 0|1> <root> <parent or ~> <last access> <timeout> <created> <depth> <size>[ <description>]
+--
+-- and fields that start with "~", which no cid contains:
+--
+--   ~e         a time no conversation of the namespace expires before
+--   ~x         the time up to which the namespace's keys are kept, and its
+--              score in the namespace registry
+--   ~h         present while a lock keeps the keys longer than ~x
+--   ~l<root>   the lock of a stack: "<owner token> <deadline, ms of Redis time>"
+
+-- (EARLIEST, KEEP, HOLD and LOCK name these fields: see scripts.py.)
+-- The byte every non-conversation field starts with.
+local TILDE = string.byte('~')
+-- Namespace keys outlive their last conversation by this much at most
+-- (seconds), so that their expiry and the registry are not written on
+-- every commit.
+local SLACK = 60
+
+-- When a metadata value expires (store clock), whether it is a one-request
+-- survivor, its root, its parent ("~" for a root) and its last access.
+local function parse(meta)
+  local x, e, r, p, a = string.match(meta, '^(%S+) (%S) (%S+) (%S+) (%S+)')
+  return tonumber(x), e == '1', r, p, tonumber(a)
+end
+
+-- What following a chain needs of a metadata value: when it expires and
+-- its parent.
+local function link_of(meta)
+  local x, p = string.match(meta, '^(%S+) %S %S+ (%S+)')
+  return tonumber(x), p
+end
+
+-- Milliseconds of Redis time: leases never use the store's clock.
+local function millis()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- Whether a lock value is held by token and its lease has not run out.
+local function owns(value, token, ms)
+  if not value or string.sub(value, 1, #token) ~= token then return false end
+  return tonumber(string.sub(value, #token + 2)) > ms
+end
+
+-- Keep the namespace's keys for at least ms milliseconds (a lease) without
+-- moving what it is registered with: only a commit does that.
+local function hold(meta_key, data_key, keep, now, ms)
+  if not keep or tonumber(keep) < now + ms / 1000 then
+    for _, key in ipairs({meta_key, data_key}) do
+      if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+    end
+    -- So that the commit gives the keys back their own time.
+    redis.call('HSET', meta_key, HOLD, '1')
+  end
+end
+
+-- Once a commit released its locks: keep the keys only as long as their
+-- conversations (until keep) and the locks still held need, no longer
+-- than a lock's hold made them live.
+local function unhold(meta_key, data_key, keep, now)
+  local need = keep and math.ceil((keep - now) * 1000) or 0
+  local ms, held = millis(), false
+  local flat = redis.call('HGETALL', meta_key)
+  for i = 1, #flat, 2 do
+    if string.sub(flat[i], 1, #LOCK) == LOCK then
+      local left = tonumber(string.match(flat[i + 1], ' (%S+)$')) - ms
+      if left > 0 then held = true end
+      if left > need then need = left end
+    end
+  end
+  if not held then redis.call('HDEL', meta_key, HOLD) end
+  if need > 0 and redis.call('PTTL', meta_key) > need then
+    redis.call('PEXPIRE', meta_key, need)
+    redis.call('PEXPIRE', data_key, need)
+  end
+end
+
+-- A number as text that reads back as the same number.
+local function exact(number)
+  return string.format('%.17g', number)
+end
+
+-- How long to keep the namespace's keys when its last conversation
+-- expires at high: a little longer, so that the next commits need not
+-- move it.
+local function keep_until(high, now)
+  return high + math.min(high - now, SLACK)
+end
+
+-- Keep the namespace's keys (written already) until until_ and register
+-- the namespace in its shard's registry with that time; keep is what they
+-- were kept until before, nil for a namespace not registered yet.
+local function extend(meta_key, data_key, registry, namespace, keep, until_, now)
+  local ttl = math.max(1, math.ceil((until_ - now) * 1000))
+  -- Never shorter: another request's lock may be holding the keys longer.
+  for _, key in ipairs({meta_key, data_key}) do
+    if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+  end
+  if not keep then
+    -- A new registration: the registry forgets what expired meanwhile.
+    redis.call('ZREMRANGEBYSCORE', registry, '-inf', now)
+  end
+  redis.call('ZADD', registry, until_, namespace)
+end
