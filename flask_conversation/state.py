@@ -58,13 +58,16 @@ class RequestState:
     :param app: the application handling the request.
     :param scope: the extension instance.
     :param store: the application's store.
+    :param settings: the application's settings for this request.
     """
 
-    def __init__(self, app: Flask, scope: Scope, store: ConversationStore) -> None:
+    def __init__(
+        self, app: Flask, scope: Scope, store: ConversationStore, settings: Settings
+    ) -> None:
         self.app = app
         self.scope = scope
         self.store = store
-        self.settings = Settings.from_config(app.config)
+        self.settings = settings
         self._namespace: str | None = None
         #: long-running conversations this request works in, by id
         self.active: dict[str, Conversation] = {}
@@ -114,7 +117,12 @@ class RequestState:
         return self._namespace
 
     def _resolve(self) -> Conversation:
-        cid = read_cid(request, self.settings.param, self.settings.header)
+        settings = self.settings
+        cid = read_cid(
+            request._get_current_object(),  # type: ignore[attr-defined]
+            settings.param,
+            settings.header,
+        )
         if cid is None:
             return self._temporary()
         if not is_valid_cid(cid):
