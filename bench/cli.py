@@ -22,7 +22,7 @@ from .results import Row
 from .timing import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ("1", "2", "3", "4", "5", "6", "7")
+ALL = ("1", "2", "3", "4", "5", "6", "7", "8")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -91,7 +91,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         ctx = figures.Context(timing=timing, counts=counts)
-        if wanted & {"3", "4", "5", "6"}:
+        if wanted & {"3", "4", "5", "6", "8"}:
             try:
                 ctx.redis_url = stack.enter_context(RedisServer(args.redis_server)).url
             except RuntimeError as e:
@@ -107,6 +107,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 lambda: http.figure_6(ctx.redis_url, rounds=http_rounds, seconds=http_seconds),
             ),
             ("7", lambda: figures.figure_7(ctx)),
+            ("8", lambda: figures.figure_8(ctx)),
         ]
         for figure, run in steps:
             if figure in wanted:

@@ -6,19 +6,33 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import typing as t
 
-from flask import redirect
+from flask import current_app
+from flask import request
 from flask import url_for
 from werkzeug.exceptions import NotFound
 
 from .cid import check_cid
 from .cid import is_valid_cid
+from .config import Settings
 from .config import Timeout
 from .context import current_conversation
+from .context import get_state
+from .context import mark_readonly
+from .context import READONLY_VIEW
+from .errors import MISSING_CID_CAUSES
 from .errors import NoConversation
+from .redirects import is_htmx
+from .redirects import redirect_response
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+logger = logging.getLogger("flask_conversation")
+
+#: How much of a malformed natural id the 404 page shows.
+_SHOWN = 70
 
 
 def _wrap(
@@ -90,8 +104,12 @@ def begin_conversation(
     def before(kwargs: dict[str, t.Any]) -> None:
         cid = id(**kwargs) if callable(id) else id
         if cid is not None and not is_valid_cid(cid):
-            # Built from the URL: no conversation can have that id.
-            raise NotFound(f"No conversation can have the id {cid!r}.")
+            # Built from the URL: no conversation can have that id. The page
+            # shows a bounded part of it (escaped by werkzeug), never all.
+            shown = repr(cid[:_SHOWN])
+            if len(cid) > _SHOWN:
+                shown += f"... ({len(cid)} characters)"
+            raise NotFound(f"No conversation can have the id {shown}.")
         current_conversation().begin(
             join=join,
             nested=nested,
@@ -149,14 +167,19 @@ def conversation_required(
     endpoint ``redirect_to``. Use it bare or with arguments.
 
     :param view: the view, when used without arguments.
-    :param redirect_to: an endpoint to redirect to instead of the error.
+    :param redirect_to: an endpoint to redirect to instead of the error;
+        an htmx request gets ``200`` with ``HX-Redirect`` there instead of a
+        302 that htmx would swap into the page.
     """
 
     def before(kwargs: dict[str, t.Any]) -> t.Any:
         if current_conversation().long_running:
             return None
+        state = get_state()
+        if not state.named_cid:
+            _log_missing_cid(state.settings)
         if redirect_to is not None:
-            return redirect(url_for(redirect_to))
+            return redirect_response(url_for(redirect_to), is_htmx(request))
         raise NoConversation()
 
     def decorator(view: F) -> F:
@@ -165,3 +188,59 @@ def conversation_required(
     if view is not None:
         return decorator(view)
     return decorator
+
+
+def _log_missing_cid(settings: Settings) -> None:
+    # Most often a forgotten cid rather than a user arriving from outside:
+    # say so where a developer looks (a warning in debug mode), and keep it
+    # out of production logs unless asked for.
+    level = logging.WARNING if current_app.debug else logging.INFO
+    logger.log(
+        level,
+        "%s %s reached the @conversation_required view %r without a cid (no %r"
+        " query parameter, form field or %s header). The usual causes: %s.",
+        request.method,
+        request.path,
+        request.endpoint,
+        settings.param,
+        settings.header,
+        MISSING_CID_CAUSES,
+    )
+
+
+def conversation_readonly(view: F) -> F:
+    """Read the conversation the request names without taking its stack's
+    lock: the view never waits for another request of the stack and never
+    gets :exc:`~flask_conversation.BusyConversation`. It sees the last
+    committed state, renews nothing and writes nothing; a change,
+    :meth:`~flask_conversation.Conversation.begin`,
+    :meth:`~flask_conversation.Conversation.end` or
+    :meth:`~flask_conversation.Conversation.reset` raises
+    :exc:`~flask_conversation.ConversationStateError`. An unknown cid is
+    answered as anywhere else (404, or ``CONVERSATION_MISSING_REDIRECT``).
+
+    For polling, autosave indicators and validation requests, which would
+    otherwise queue behind a slow request of the same stack.
+
+    .. code-block:: python
+
+        @app.get("/cart/badge")
+        @conversation_readonly
+        def badge():
+            return str(len(conversation.get("items", [])))
+
+    :param view: the view function, sync or async.
+
+    .. versionadded:: 0.1
+    """
+
+    def before(kwargs: dict[str, t.Any]) -> None:
+        mark_readonly()
+        current_conversation()  # an unknown cid is reported before the view
+
+    wrapper = _wrap(view, before=before)
+    # Seen when the request first uses the conversation, even before the
+    # view runs (a before_request function), and kept by functools.wraps
+    # in decorators applied on top.
+    setattr(wrapper, READONLY_VIEW, True)
+    return wrapper

@@ -2,15 +2,19 @@
 
 Every error derives from :class:`ConversationError`. The ones a client can
 cause (an unknown cid, a busy conversation, a missing conversation, a store
-outage) are also :class:`~werkzeug.exceptions.HTTPException` subclasses, so an
+outage, a limit reached) are also :class:`~werkzeug.exceptions.HTTPException` subclasses, so an
 application that registers no handler answers with a clean error page instead
-of a 500.
+of a 500. The one exception is :class:`NoCidKeyError`, a plain
+:exc:`KeyError` for a missing key, whose message says why it may be missing.
 """
 
 from __future__ import annotations
 
 from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import Conflict
+from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.exceptions import ServiceUnavailable
 
 
@@ -47,7 +51,59 @@ class ContextNotActive(ConversationError, RuntimeError):
     def __init__(self) -> None:
         super().__init__(
             "Working outside of a request: the conversation scope is only"
-            " active while a request is handled."
+            " active while a request is handled. In a shell, a test or a CLI"
+            " command, push one first: 'with app.test_request_context(): ...'."
+        )
+
+
+class NoSecretKey(ConversationError, RuntimeError):
+    """A conversation was begun in an application without a secret key.
+    The namespace token that ties a browser to its conversations is signed
+    with that key, whatever the store. A :exc:`RuntimeError`, like Flask's
+    own error for a session without a key.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Cannot begin a conversation: the namespace token that ties this"
+            " browser to its conversations is signed with the application's"
+            " secret key, and none is set. Set one before the first request, e.g."
+            ' app.config["SECRET_KEY"] = os.environ["SECRET_KEY"], with a value'
+            " from: python -c 'import secrets; print(secrets.token_hex())'."
+            " (Or give the extension a namespace_loader.)"
+        )
+
+
+#: What a request without a cid usually forgot, for the messages that say so.
+MISSING_CID_CAUSES = (
+    "a form without {{ conversation_field() }}, or a link or redirect built"
+    " with url_for() instead of url_for_cid()"
+)
+
+
+class NoCidKeyError(KeyError):
+    """A key missing from a temporary conversation, in a request that named
+    no cid: usually the cid was not passed on, so the request did not find
+    the conversation that holds the key. ``args[0]`` is the key, as for
+    every :exc:`KeyError`; the message adds the hint. Not a
+    :exc:`ConversationError`: handlers for those should not catch a
+    missing key.
+
+    :param key: the key that is missing.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, key: object) -> None:
+        super().__init__(key)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.args[0]!r}. This request named no cid, so the conversation"
+            " is a new temporary one. The usual causes: "
+            f"{MISSING_CID_CAUSES}."
         )
 
 
@@ -105,3 +161,51 @@ class ConversationStoreError(ConversationError, ServiceUnavailable):
         if self.message:
             return f"{self.code} {self.name}: {self.message}"
         return super().__str__()
+
+
+class ConversationTooLarge(ConversationError, RequestEntityTooLarge):
+    """A conversation's data grew past ``CONVERSATION_MAX_SIZE``. Answers
+    with 413; nothing of the request was written.
+
+    :param message: what is too large; it names the largest key.
+    :param key: the largest key of the conversation.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+    def __str__(self) -> str:
+        return str(self.description)
+
+
+class ConversationLimitReached(ConversationError, Conflict):
+    """A begin would pass a limit the client drives: a nested conversation
+    deeper than ``CONVERSATION_MAX_DEPTH``, or one stack that alone would
+    hold more than ``CONVERSATION_MAX_COUNT`` conversations. Answers with
+    409; nothing of the request is written.
+
+    :param message: which limit was reached, with its value.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.description)
+
+
+class NoNamespace(ConversationError, Forbidden):
+    """A conversation was begun in a request for which the application's
+    ``namespace_loader`` returned no namespace: the application does not
+    know who is asking, so it has nowhere to keep a conversation for them.
+    Answers with 403.
+
+    .. versionadded:: 0.1
+    """
+
+    description = "This request cannot keep a conversation: it does not say who is asking."

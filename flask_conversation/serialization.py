@@ -16,6 +16,7 @@ from flask.json.tag import JSONTag
 from flask.json.tag import TaggedJSONSerializer
 
 from .errors import ConversationError
+from .errors import ConversationTooLarge
 
 
 class Serializer(t.Protocol):
@@ -149,10 +150,7 @@ def is_plain(value: t.Any, tags: t.Mapping[str, t.Any]) -> bool:
                 return False
         return True
     if kind is list:
-        for item in value:
-            if type(item) not in _SCALARS and not is_plain(item, tags):
-                return False
-        return True
+        return all(type(item) in _SCALARS or is_plain(item, tags) for item in value)
     return False
 
 
@@ -171,6 +169,7 @@ def dump_data(
     :param cid: the conversation id, for the message.
     :param max_size: the largest accepted size in bytes of the result.
     :raise ConversationError: naming the key that cannot be stored.
+    :raise ConversationTooLarge: naming the largest key.
     """
     try:
         text = _dumps(serializer, data)
@@ -190,9 +189,10 @@ def dump_data(
 
     size = len(text.encode())
     if size > max_size:
-        largest = max(data, key=lambda k: len(serializer.dumps({k: data[k]})))
-        raise ConversationError(
+        largest = max(data, key=lambda k: len(serializer.dumps({k: data[k]})), default=None)
+        raise ConversationTooLarge(
             f"Conversation {cid!r} holds {size} bytes, more than"
-            f" CONVERSATION_MAX_SIZE ({max_size}); its largest key is {largest!r}."
+            f" CONVERSATION_MAX_SIZE ({max_size}); its largest key is {largest!r}.",
+            largest,
         )
     return text

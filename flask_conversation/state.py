@@ -3,53 +3,50 @@ it once, release it always.
 
 The :class:`RequestState` is created on first use of the conversation (see
 :mod:`.context`) and kept on :data:`flask.g`. Everything a view changes is
-recorded on it; the extension's ``after_request`` method turns that into one
-:class:`~.stores.records.CommitBatch` for the store, and its
-``teardown_request`` method releases every lock, also after an error.
+recorded on it; at the end of the request :mod:`.commit` turns that into
+one :class:`~.stores.records.CommitBatch` for the store and releases every
+lock, also after an error.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import secrets
 import typing as t
 
 from flask import request
 
 from .cid import check_cid
+from .cid import CidSource
 from .cid import is_valid_cid
-from .cid import read_cid
+from .cid import locate_cid
 from .config import Settings
 from .conversation import Conversation
+from .conversation import ReadOnlyConversation
 from .errors import BusyConversation
-from .errors import ConversationError
 from .errors import ConversationIdInUse
+from .errors import ConversationLimitReached
 from .errors import ConversationStateError
 from .errors import ConversationStoreError
-from .namespaces import load_namespace
+from .failures import StoreFailureLog
+from .limits import check_child
+from .limits import stack_size
+from .namespaces import RequestNamespace
 from .namespaces import Scope
 from .redirects import Ended
-from .redirects import redirect_survivors
 from .redirects import report_missing
 from .serialization import dump_data
 from .signals import conversation_begun
-from .signals import conversation_destroyed
 from .signals import conversation_ended
 from .snapshots import record_of
-from .snapshots import survivor_of
 from .stores.records import Acquired
-from .stores.records import CommitBatch
 from .stores.records import ConversationInfo
 from .stores.records import ConversationRecord
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
-    from werkzeug.wrappers import Response
 
     from .stores.base import ConversationStore
-
-logger = logging.getLogger("flask_conversation")
 
 
 class RequestState:
@@ -59,16 +56,25 @@ class RequestState:
     :param scope: the extension instance.
     :param store: the application's store.
     :param settings: the application's settings for this request.
+    :param readonly: read the conversation without its stack's lock and
+        change nothing (``@conversation_readonly``).
     """
 
     def __init__(
-        self, app: Flask, scope: Scope, store: ConversationStore, settings: Settings
+        self,
+        app: Flask,
+        scope: Scope,
+        store: ConversationStore,
+        settings: Settings,
+        readonly: bool = False,
     ) -> None:
         self.app = app
         self.scope = scope
         self.store = store
+        self.readonly = readonly
         self.settings = settings
-        self._namespace: str | None = None
+        #: the request's namespace token: looked up once, created, rotated
+        self.tokens = RequestNamespace(app, scope.namespace_callback, store)
         #: long-running conversations this request works in, by id
         self.active: dict[str, Conversation] = {}
         #: held stack locks, ``root_id -> token``
@@ -80,8 +86,24 @@ class RequestState:
         self.missing: str | None = None
         #: the store's error while resolving, until first reported
         self.error: BusyConversation | ConversationStoreError | None = None
-        #: set by ``got_request_exception``: commit nothing
+        #: set by ``got_request_exception`` or a refused begin: commit nothing
         self.failed = False
+        #: ``end_all()`` was called: the commit clears the namespace
+        self.clear = False
+        #: roots of the stacks this request read from the store, under their lock
+        self.held: set[str] = set()
+        #: whether the request named a cid, for the hint of a missing key
+        self.named_cid = False
+        #: a limit refused this request: nothing changed, and the client
+        #: keeps working in the conversation it named
+        self.refused = False
+        #: the live conversation the request named
+        self.named_live: str | None = None
+        #: where the request's cid came from, if it named one
+        self.cid_source: CidSource | None = None
+        #: ids of the conversations begun in this request
+        self._begun: set[str] = set()
+        self.failures = StoreFailureLog(type(store).__name__)
         #: the namespace's listing the store returned with a lock, if any
         self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
         self.current = self._resolve()
@@ -92,8 +114,12 @@ class RequestState:
         """A deep copy of ``CONVERSATION_INITIAL_STATE``."""
         return copy.deepcopy(dict(self.settings.initial_state))
 
+    @property
+    def _conversation_class(self) -> type[Conversation]:
+        return ReadOnlyConversation if self.readonly else Conversation
+
     def _temporary(self, data: dict[str, t.Any] | None = None) -> Conversation:
-        return Conversation(
+        return self._conversation_class(
             self,
             self.initial_state() if data is None else data,
             timeout=self.settings.timeout,
@@ -101,30 +127,37 @@ class RequestState:
 
     def namespace(self, create: bool = False) -> str | None:
         """The namespace of this request, looked up once: see
-        :func:`~.namespaces.load_namespace`.
+        :class:`~.namespaces.RequestNamespace`.
 
-        :param create: create the session token if there is none yet.
+        :param create: create the token if there is none yet.
         """
-        if self._namespace is None:
-            self._namespace = load_namespace(self.scope.namespace_callback, create)
-        return self._namespace
+        return self.tokens.get(create)
 
     @property
     def known_namespace(self) -> str | None:
         """The namespace if this request already looked it up; never looks
         it up.
         """
-        return self._namespace
+        return self.tokens.known
+
+    def rotate_namespace(self) -> None:
+        """Give the namespace a new token at commit; see
+        :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
+        """
+        self.check_writable("rotate the namespace")
+        self.tokens.rotate()
 
     def _resolve(self) -> Conversation:
         settings = self.settings
-        cid = read_cid(
+        found = locate_cid(
             request._get_current_object(),  # type: ignore[attr-defined]
             settings.param,
             settings.header,
         )
-        if cid is None:
+        if found is None:
             return self._temporary()
+        self.named_cid = True
+        cid, self.cid_source = found
         if not is_valid_cid(cid):
             self.missing = cid
             return self._temporary()
@@ -132,8 +165,11 @@ class RequestState:
         if namespace is None:
             self.missing = cid
             return self._temporary()
+        if self.readonly:
+            return self._resolve_readonly(namespace, cid)
         try:
-            acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+            with self.failures.reporting("resolving the request's conversation"):
+                acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
         except (BusyConversation, ConversationStoreError) as e:
             # Reported on first use, like an unknown cid: error handlers then
             # see a temporary conversation instead of failing again.
@@ -143,20 +179,40 @@ class RequestState:
             self.missing = cid
             return self._temporary()
         self.locks[acquired.root_id] = acquired.token
+        self.held.add(acquired.root_id)
         self._listing = acquired.listing
         record = acquired.chain[-1]
         if record.ended:
             # The one request an ended conversation survives after a redirect.
             self.deletes[record.id] = None
             return self._temporary(self.store.serializer.loads(record.data))
+        self.named_live = cid
         return self._adopt(acquired.chain)
+
+    def _resolve_readonly(self, namespace: str, cid: str) -> Conversation:
+        # The last committed state, read past the stack's lock: nothing is
+        # locked, so nothing may be written back.
+        try:
+            with self.failures.reporting("reading the request's conversation"):
+                chain = self.store.load_chain(namespace, cid)
+        except ConversationStoreError as e:
+            self.error = e
+            return self._temporary()
+        if chain is None:
+            self.missing = cid
+            return self._temporary()
+        if chain[-1].ended:
+            # Read like the request that will consume it, and left for it.
+            return self._temporary(self.store.serializer.loads(chain[-1].data))
+        self.named_live = cid
+        return self._adopt(chain)
 
     def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
         parent: Conversation | None = None
         for record in chain:
             conv = self.active.get(record.id)
             if conv is None:
-                conv = Conversation(
+                conv = self._conversation_class(
                     self,
                     self.store.serializer.loads(record.data),
                     timeout=record.timeout,
@@ -178,6 +234,18 @@ class RequestState:
         if cid is not None:
             report_missing(cid, self.settings)
 
+    def check_writable(self, action: str) -> None:
+        """Refuse ``action`` in a read-only request.
+
+        :param action: what was attempted, for the message.
+        :raise ConversationStateError: the request is read-only.
+        """
+        if self.readonly:
+            raise ConversationStateError(
+                f"Cannot {action} in a read-only request (@conversation_readonly):"
+                " it reads the conversation without its lock and changes nothing."
+            )
+
     # -- changing --------------------------------------------------------------
 
     def _find(self, cid: str, claim: bool = False) -> Conversation | None:
@@ -190,8 +258,12 @@ class RequestState:
         if cid in self.active:
             return self.active[cid]
         namespace = self.namespace(create=claim)
-        if namespace is None or cid in self.deletes:
+        if namespace is None or cid in self.deletes or self.clear:
             return None
+        with self.failures.reporting("looking up a conversation"):
+            return self._find_stored(namespace, cid, claim)
+
+    def _find_stored(self, namespace: str, cid: str, claim: bool) -> Conversation | None:
         if self.locks:
             # It may be in a stack this request holds: look before locking,
             # or the request would wait for itself.
@@ -208,6 +280,8 @@ class RequestState:
         if acquired is None:
             return None
         self.locks[acquired.root_id] = acquired.token
+        if acquired.chain:
+            self.held.add(acquired.root_id)
         if not acquired.chain or acquired.chain[-1].ended:
             return None
         return self._adopt(acquired.chain)
@@ -223,6 +297,7 @@ class RequestState:
         timeout: float | None,
     ) -> bool:
         """See :meth:`Conversation.begin`."""
+        self.check_writable("begin a conversation")
         if conv.long_running and not (join or nested):
             raise ConversationStateError(
                 "A long-running conversation is already active; use join=True or nested=True."
@@ -245,16 +320,7 @@ class RequestState:
         new_id = id or secrets.token_urlsafe(16)
 
         if conv.long_running:
-            depth = conv.depth + 1
-            if depth > self.settings.max_depth:
-                raise ConversationError(
-                    f"Cannot nest deeper than CONVERSATION_MAX_DEPTH ({self.settings.max_depth})."
-                )
-            if depth + 1 > self.settings.max_count:
-                raise ConversationError(
-                    "Cannot begin another conversation: this stack alone holds"
-                    f" CONVERSATION_MAX_COUNT ({self.settings.max_count})."
-                )
+            self._check_child(conv)
             conv = Conversation(
                 self,
                 {},
@@ -267,12 +333,32 @@ class RequestState:
         else:
             conv.promote(new_id, self.store.clock(), timeout=timeout, description=description)
         self.active[new_id] = conv
+        self._begun.add(new_id)
         self.current = conv
         conversation_begun.send(self.app, conversation=conv)
         return True
 
+    def _check_child(self, parent: Conversation) -> None:
+        """Refuse a child of ``parent`` past a limit (see
+        :func:`~.limits.check_child`): the request then commits nothing.
+        """
+        root = parent.root
+
+        def size() -> int:
+            if root.id in self._begun:
+                # Begun in this request: nothing of it is stored yet.
+                return sum(1 for c in self.active.values() if c.root is root)
+            return stack_size(self.conversations(), t.cast(str, root.id))
+
+        try:
+            check_child(self.settings, parent.depth + 1, size)
+        except ConversationLimitReached:
+            self.failed = self.refused = True
+            raise
+
     def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
         """See :meth:`Conversation.end`."""
+        self.check_writable("end a conversation")
         if not conv.long_running:
             raise ConversationStateError("The conversation is temporary: nothing to end.")
         target = conv.root if root else conv
@@ -304,16 +390,18 @@ class RequestState:
         self.ended.append(Ended(cid, survivor, before_redirect))
 
     def end_all(self) -> None:
-        """End every conversation of the namespace; applied at commit."""
-        namespace = self.namespace()
-        if namespace is None:
+        """End every conversation of the namespace, as the namespace holds
+        them when the request commits.
+        """
+        self.check_writable("end the conversations")
+        if self.namespace() is None:
             return
-        for record in self.store.list_namespace(namespace):
-            self.deletes[record.id] = None if record.ended else "cleared"
-        for cid, conv in self.active.items():
-            self.deletes[cid] = "cleared"
+        self.clear = True
+        for conv in self.active.values():
             conv.detach()
         self.active.clear()
+        # Nothing of the namespace survives, not even for a redirect.
+        self.ended.clear()
         if self.current.nested:
             self.current = self._temporary(dict(self.current))
 
@@ -340,75 +428,36 @@ class RequestState:
         now = self.store.clock()
         # The listing that came with the lock saves a round trip.
         listed = self._listing(now) if self._listing is not None else None
-        if listed is not None:
+        if self.clear:
+            infos = {}
+        elif listed is not None:
             infos = {i.id: i for i in listed if i.id not in self.deletes}
         else:
+            with self.failures.reporting("listing the namespace"):
+                records = self.store.list_namespace(namespace)
             infos = {
                 r.id: ConversationInfo.from_record(r)
-                for r in self.store.list_namespace(namespace)
+                for r in records
                 if not r.ended and r.expires_at > now and r.id not in self.deletes
             }
         for cid, conv in self.active.items():
-            infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
+            infos[cid] = ConversationInfo.from_record(self.record(conv, now, data=""))
         # A child renews its ancestors: at equal times the deepest was used.
         return sorted(infos.values(), key=lambda i: (i.last_access, i.depth), reverse=True)
 
-    # -- committing ------------------------------------------------------------
-
-    def _record(
+    def record(
         self, conv: Conversation, now: float, data: str | None = None
     ) -> ConversationRecord:
+        """The record ``conv`` is stored as, used at ``now``.
+
+        :param conv: a long-running conversation of this request.
+        :param now: the time of the commit.
+        :param data: its data already serialized, else serialized here
+            (within ``CONVERSATION_MAX_SIZE``).
+        """
         if data is None:
             data = dump_data(self.store.serializer, conv.own_data, conv.id, self.settings.max_size)
-        return record_of(conv, t.cast(str, self._namespace), now, data)
-
-    def commit(self, response: Response) -> None:
-        """Write this request's changes in one batch and release its locks,
-        then send the signals and set the response header.
-
-        :param response: the response about to be sent; a redirect's
-            ``Location`` decides whether an ended conversation survives.
-        """
-        now = self.store.clock()
-        batch = CommitBatch(
-            saves=[self._record(c, now) for c in self.active.values()],
-            deletes=dict(self.deletes),
-            unlock=self.locks,
-            max_count=self.settings.max_count,
-            keep_roots={t.cast(str, c.root.id) for c in self.active.values()},
-        )
-        survivor = None
-        for ended in redirect_survivors(response, self.ended, self.settings.param):
-            data = dump_data(
-                self.store.serializer, dict(ended.conversation), ended.cid, self.settings.max_size
-            )
-            batch.saves.append(
-                survivor_of(ended.cid, ended.conversation, t.cast(str, self._namespace), now, data)
-            )
-            survivor = ended.cid
-        namespace = self._namespace
-        destroyed = self.store.commit(namespace, batch) if namespace and batch else []
-        self.locks = {}
-        for cid, reason in destroyed:
-            conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
-        propagated = self.current.id if self.current.long_running else survivor
-        if propagated is not None:
-            response.headers[self.settings.header] = propagated
-
-    def release(self) -> None:
-        """Release every lock still held: the request failed or never
-        committed. Never raises.
-        """
-        locks, self.locks = self.locks, {}
-        namespace = self._namespace
-        if namespace is None:
-            return
-        for root_id, token in locks.items():
-            try:
-                self.store.unlock(namespace, root_id, token)
-            except Exception:  # noqa: BLE001
-                # The lease expires the lock; the response is already sent.
-                logger.exception("Could not release the lock of stack %r.", root_id)
+        return record_of(conv, t.cast(str, self.known_namespace), now, data)
 
 
 def _within(conv: Conversation, ancestor: Conversation) -> bool:

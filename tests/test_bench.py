@@ -47,12 +47,12 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict[str, object]]:
 
 
 def test_in_process_figures(tmp_path: Path) -> None:
-    out, results = run_bench(tmp_path, "--figures", "1,2,3,4,5,7", "--counts", "1,3")
+    out, results = run_bench(tmp_path, "--figures", "1,2,3,4,5,7,8", "--counts", "1,3")
     assert "| what" in out and "| result" in out
     rows = results["rows"]
     assert isinstance(rows, list)
     figures = [row["figure"] for row in rows]
-    assert sorted(set(figures)) == ["1", "2", "3", "4", "5", "7"]
+    assert sorted(set(figures)) == ["1", "2", "3", "4", "5", "7", "8"]
     # Redis is real here: nothing may have been skipped.
     assert not [row for row in rows if row["result"].startswith("skipped")], out
     for row in rows:

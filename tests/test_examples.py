@@ -5,6 +5,7 @@ user can take, fast. ``tests/browser/`` repeats the main ones in Chromium.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -19,7 +20,10 @@ from examples import booking
 from examples import bot
 from examples import wizard
 from examples.bot.console import chat
+from examples.bot.views import SECRET_HEADER
 from flask_conversation.testing import ConversationClient
+from tests.csrf import with_csrf
+from tests.live_server import LiveServer
 
 Tab = ConversationClient
 
@@ -51,7 +55,7 @@ def booking_app(request: pytest.FixtureRequest) -> Flask:
 
 @pytest.fixture
 def tab(booking_app: Flask) -> Tab:
-    return t.cast(Tab, booking_app.test_client())
+    return with_csrf(t.cast(Tab, booking_app.test_client()), "/hotels/1")
 
 
 def start_booking(
@@ -92,7 +96,7 @@ def test_search_and_hotel_pages(tab: Tab) -> None:
 def test_unknown_hotel_begins_nothing(tab: Tab) -> None:
     assert tab.post("/hotels/99/book").status_code == 404
     assert tab.cid is None
-    assert "None yet" in tab.get("/").text
+    assert "None open right now" in tab.get("/").text
 
 
 def test_book_begins_described_conversation(tab: Tab) -> None:
@@ -140,11 +144,48 @@ def test_two_tabs_two_bookings(tab: Tab) -> None:
     assert rv_a.status_code == rv_b.status_code == 200
     assert text_of(rv_a.text, "hotel-name") == "Harbour View, Lisbon"
     assert text_of(rv_a.text, "check-in") == day(30)
-    assert text_of(rv_a.text, "room") == "River view double, breakfast included"
+    assert text_of(rv_a.text, "room") == "River view double, Two single beds, breakfast included"
     assert text_of(rv_b.text, "hotel-name") == "Alpine Lodge, Innsbruck"
     assert text_of(rv_b.text, "check-in") == day(60)
-    assert text_of(rv_b.text, "room") == "Loft for four"
+    assert text_of(rv_b.text, "room") == "Loft for four, One double bed"
     assert text_of(rv_a.text, "total") == f"€{3 * (145 + 2 * 15)}"
+
+
+def sidebar(html: str) -> list[str]:
+    """The open bookings in the sidebar, in order, nested choices indented."""
+    match = re.search(r'<ul class="open-bookings">(.*?)</ul>', html, re.S)
+    assert match is not None
+    links = re.findall(r'<a (?:class="sub" )?href="[^"]*">([^<]*)</a>', match.group(1))
+    return [" ".join(link.split()) for link in links]
+
+
+def test_sidebar_keeps_the_order_bookings_were_begun_in(tab: Tab) -> None:
+    other = tab.new_tab()
+    start_booking(tab, 1)
+    start_booking(other, 3)
+    third = tab.new_tab()
+    start_booking(third, 2)
+    order = ["Booking: Harbour View", "Booking: Canal House", "Booking: Alpine Lodge"]
+    # Using a booking makes it the most recently used; the sidebar stays put.
+    for page in (tab, other, third, other, tab):
+        assert sidebar(page.get("/booking").text) == order
+    other.post("/booking/room")
+    assert sidebar(tab.get("/").text) == [*order[:2], "↳ Choosing a room", order[2]]
+    choose_room(tab, "standard")
+    assert sidebar(other.get("/booking/rooms").text) == [*order[:2], "↳ Choosing a room", order[2]]
+
+
+def test_sidebar_after_confirmed_bookings(tab: Tab) -> None:
+    assert "None open right now" in tab.get("/").text
+    for hotel, room in ((1, "standard"), (4, "triple")):
+        start_booking(tab, hotel, guests=2)
+        choose_room(tab, room)
+        page = tab.post("/booking/confirm", follow_redirects=True).text
+        assert "Booking confirmed" in page
+    page = tab.get("/").text
+    assert sidebar(page) == []
+    assert "None open right now. Pick a hotel and press <em>Book</em> to" in page
+    assert "None yet" not in page
 
 
 def test_confirmation_is_shown_once(tab: Tab) -> None:
@@ -159,7 +200,7 @@ def test_confirmation_is_shown_once(tab: Tab) -> None:
     assert back.status_code == 404 and "This booking is closed" in back.text
     double = tab.post("/booking/confirm", data={"cid": cid})
     assert double.status_code == 404 and "This booking is closed" in double.text
-    assert "None yet" in tab.get("/").text
+    assert "None open right now" in tab.get("/").text
 
 
 def test_confirm_needs_a_room(tab: Tab) -> None:
@@ -229,7 +270,7 @@ def test_cancel_from_nested_choice_ends_the_stack(tab: Tab) -> None:
     child = tab.cid
     rv = tab.post("/booking/cancel", follow_redirects=True)
     assert "Booking: Alpine Lodge was cancelled." in rv.text
-    assert "None yet" in rv.text and tab.cid is None
+    assert "None open right now" in rv.text and tab.cid is None
     assert tab.get(f"/booking?cid={root}").status_code == 404
     assert tab.get(f"/booking/rooms?cid={child}").status_code == 404
 
@@ -275,7 +316,7 @@ def sign_up_to_step_3(tab: Tab) -> str:
 
 
 def test_wizard_flow(wizard_app: Flask) -> None:
-    tab = t.cast(Tab, wizard_app.test_client())
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
     cid = sign_up_to_step_3(tab)
     tab.post("/preferences", data={"topics": ["Events", "Bogus"]})
     review = tab.get("/review").text
@@ -296,7 +337,7 @@ def test_wizard_flow(wizard_app: Flask) -> None:
 
 
 def test_wizard_validation(wizard_app: Flask) -> None:
-    tab = t.cast(Tab, wizard_app.test_client())
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
     rv = tab.post("/", data={"email": "nope", "password": "short"})
     assert rv.status_code == 422
     assert "Enter an e-mail address" in rv.text and "at least 8 characters" in rv.text
@@ -307,7 +348,7 @@ def test_wizard_validation(wizard_app: Flask) -> None:
 
 
 def test_wizard_steps_need_a_sign_up(wizard_app: Flask) -> None:
-    tab = t.cast(Tab, wizard_app.test_client())
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
     for path in ("/profile", "/preferences", "/review"):
         rv = tab.get(path)
         assert rv.status_code == 302 and rv.location == "/", path
@@ -320,7 +361,7 @@ def test_wizard_expired_goes_to_step_one_with_message(wizard_app: Flask) -> None
 
     clock = Clock()
     ConversationScope.get_store(wizard_app).clock = clock
-    tab = t.cast(Tab, wizard_app.test_client())
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
     sign_up_to_step_3(tab)
     clock.now += 16 * 60
     rv = tab.post("/preferences", data={"topics": ["Events"]})
@@ -331,7 +372,7 @@ def test_wizard_expired_goes_to_step_one_with_message(wizard_app: Flask) -> None
 
 
 def test_wizard_tabs_are_separate(wizard_app: Flask) -> None:
-    one = t.cast(Tab, wizard_app.test_client())
+    one = with_csrf(t.cast(Tab, wizard_app.test_client()))
     two = one.new_tab()
     sign_up_to_step_3(one)
     two.post("/", data={"email": "bob@example.com", "password": "12345678"})
@@ -353,18 +394,25 @@ class Clock:
 # -- bot -----------------------------------------------------------------------
 
 
+BOT_SECRET = "the-bot-secret"
+
+
 @pytest.fixture
 def bot_app() -> Flask:
     # A webhook caller is not a browser tab: it never sends a cid back, so
     # the plain test client stands for it.
-    return bot.create_app({"TESTING": True})
+    return bot.create_app({"TESTING": True, "BOT_WEBHOOK_SECRET": BOT_SECRET})
 
 
 def sender(app: Flask, user_id: str, platform: str = "console") -> t.Callable[[str], list[str]]:
     client = app.test_client()
 
     def send(text: str) -> list[str]:
-        rv = client.post("/webhook", json={"platform": platform, "user_id": user_id, "text": text})
+        rv = client.post(
+            "/webhook",
+            json={"platform": platform, "user_id": user_id, "text": text},
+            headers={SECRET_HEADER: BOT_SECRET},
+        )
         assert rv.status_code == 200, rv.text
         # Webhooks carry no cookie and no cid: the namespace finds the chat.
         assert "Set-Cookie" not in rv.headers
@@ -418,7 +466,7 @@ def test_bot_forgets_quiet_chats(bot_app: Flask) -> None:
     ],
 )
 def test_bot_refuses_bad_messages(bot_app: Flask, payload: t.Any) -> None:
-    rv = bot_app.test_client().post("/webhook", json=payload)
+    rv = bot_app.test_client().post("/webhook", json=payload, headers={SECRET_HEADER: BOT_SECRET})
     assert rv.status_code == 400
 
 
@@ -432,3 +480,133 @@ def test_bot_console(bot_app: Flask) -> None:
         "Bot > Hello Tim",
         'Bot > {"asking": false, "count": 2, "nickname": "Tim"}',
     ]
+
+
+def test_bot_refuses_messages_without_the_secret(bot_app: Flask) -> None:
+    """The body names the chat: without the webhook's secret nobody may
+    read or reset it (``/state`` and ``/reset`` of user 1001 below).
+    """
+    send = sender(bot_app, "1001")
+    send("Hi")
+    send("Tim")
+    client = bot_app.test_client()
+    forged = {"platform": "console", "user_id": "1001"}
+    for headers in ({}, {SECRET_HEADER: "guess"}, {SECRET_HEADER: BOT_SECRET + "x"}):
+        for text in ("/state", "/reset"):
+            rv = client.post("/webhook", json={**forged, "text": text}, headers=headers)
+            assert rv.status_code == 403, headers
+            assert "Tim" not in rv.text
+    # A malformed body without the secret is refused for the secret, unread.
+    assert client.post("/webhook", data="not json").status_code == 403
+    assert json.loads(send("/state")[0]) == {"asking": False, "count": 2, "nickname": "Tim"}
+
+
+def test_bot_secret_from_environment_or_made_up(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("BOT_WEBHOOK_SECRET", "from-the-environment")
+    assert bot.create_app().config["BOT_WEBHOOK_SECRET"] == "from-the-environment"
+    assert "BOT_WEBHOOK_SECRET" not in caplog.text
+
+    monkeypatch.delenv("BOT_WEBHOOK_SECRET")
+    one, two = bot.create_app(), bot.create_app()
+    secret = one.config["BOT_WEBHOOK_SECRET"]
+    assert len(secret) >= 40 and secret != two.config["BOT_WEBHOOK_SECRET"]
+    # The log says how to talk to this run's bot.
+    assert f"BOT_WEBHOOK_SECRET={secret} python -m examples.bot.console" in caplog.text
+
+
+def test_bot_console_sends_the_secret(bot_app: Flask) -> None:
+    """The console over real HTTP: with the secret it chats, without it it
+    says what to set.
+    """
+    from examples.bot.console import main
+
+    with LiveServer(bot_app) as server:
+        url = f"{server.url}/webhook"
+        out = io.StringIO()
+        argv = ["--url", url, "--user", "ada", "--secret", BOT_SECRET]
+        assert main(argv, stdin=io.StringIO("Hi\nAda\n"), stdout=out) == 0
+        assert out.getvalue().splitlines() == [
+            "Bot > Count: 1",
+            "Bot > Hi, what's your nickname?",
+            "Bot > Count: 2",
+            "Bot > Hello Ada",
+        ]
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["--url", url, "--secret", ""], stdin=io.StringIO("Hi\n")) == 1
+        assert "set BOT_WEBHOOK_SECRET" in err.getvalue()
+
+
+# -- the web examples against other sites -----------------------------------------
+
+
+@pytest.mark.parametrize("factory", [booking.create_app, wizard.create_app])
+def test_secret_key_from_environment_or_random(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    factory: t.Callable[..., Flask],
+) -> None:
+    """Never a fixed, published key: the environment's, or a random one
+    per start, with a log line that says so (``flask run`` still works).
+    """
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    assert factory().secret_key == "from-the-environment"
+    assert "SECRET_KEY is not set" not in caplog.text
+
+    monkeypatch.delenv("SECRET_KEY")
+    one, two = factory(), factory()
+    assert one.secret_key and two.secret_key and one.secret_key != two.secret_key
+    assert len(t.cast(str, one.secret_key)) == 64
+    assert "SECRET_KEY is not set: generated a random one" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("factory", "page"), [(booking.create_app, "/hotels/1"), (wizard.create_app, "/")]
+)
+def test_session_cookie_is_samesite_lax(factory: t.Callable[..., Flask], page: str) -> None:
+    client = make(factory).test_client()
+    client.get(page)  # the form's CSRF token starts the session
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.same_site == "Lax"
+
+
+def cross_site(tab: Tab) -> Tab:
+    """Another site's form, posting from the user's browser: it sends the
+    user's session cookie (as a browser without ``SameSite`` would), but
+    cannot read the user's pages, so it has no CSRF token.
+    """
+    cookie = tab.get_cookie("session")
+    assert cookie is not None
+    forged = t.cast(Tab, tab.application.test_client())
+    forged.set_cookie("session", cookie.value)
+    return forged
+
+
+def test_forged_cross_site_posts_are_refused(booking_app: Flask) -> None:
+    """Another site's form posts with the user's cookie but cannot know the
+    token of the user's session: 32 forged ``POST /hotels/2/book`` are
+    refused (400) and the user's open booking is untouched, where before
+    they would have begun 32 conversations and evicted it.
+    """
+    booking_app.config["CONVERSATION_MAX_COUNT"] = 3
+    tab = with_csrf(t.cast(Tab, booking_app.test_client()), "/hotels/1")
+    cid = start_booking(tab, 1)
+    forged = cross_site(tab)
+    for _ in range(32):
+        rv = forged.post("/hotels/2/book", headers={"Origin": "https://evil.example"})
+        assert rv.status_code == 400 and "CSRF" in rv.text
+    assert forged.cid is None
+    assert tab.get(f"/booking?cid={cid}").status_code == 200
+    sidebar = tab.get("/").text
+    assert "Booking: Harbour View" in sidebar and "Booking: Alpine Lodge" not in sidebar
+
+
+def test_forged_wizard_post_is_refused(wizard_app: Flask) -> None:
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
+    cid = sign_up_to_step_3(tab)
+    forged = cross_site(tab)
+    rv = forged.post("/profile", data={"cid": cid, "name": "Mallory", "country": "Other"})
+    assert rv.status_code == 400
+    assert "Ada" in tab.get("/review").text

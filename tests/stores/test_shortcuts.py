@@ -55,12 +55,22 @@ def random_batch(
     deletes: dict[str, str | None] = {
         cid: "ended" for cid in rng.sample(IDS, rng.choice([0, 0, 0, 1]))
     }
-    return CommitBatch(saves=saves, deletes=deletes, max_count=rng.choice([3, 6, 32]))
+    # Stacks the request held, which another request may have removed.
+    held = {r.root_id for r in saves if rng.random() < 0.5}
+    return CommitBatch(
+        saves=saves,
+        deletes=deletes,
+        max_count=rng.choice([3, 6, 32]),
+        clear=rng.random() < 0.03,
+        held=held,
+    )
 
 
 def copy(batch: CommitBatch) -> CommitBatch:
     """A batch for one store: no store sees another's lists."""
-    return dataclasses.replace(batch, saves=list(batch.saves), deletes=dict(batch.deletes))
+    return dataclasses.replace(
+        batch, saves=list(batch.saves), deletes=dict(batch.deletes), held=set(batch.held)
+    )
 
 
 def kept(store: ConversationStore, namespace: str, now: float) -> list[tuple[str, float, bool]]:
