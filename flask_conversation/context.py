@@ -1,6 +1,7 @@
 """Access to the current request's conversation state from anywhere in the
 request: :func:`get_state`, :func:`peek_state`, :func:`current_conversation`
-and the proxy behind :data:`flask_conversation.conversation`.
+and the proxy behind :data:`flask_conversation.conversation`, and the two
+lookups of the request hooks.
 
 The state lives on :data:`flask.g`, built on first use from the extension
 and the store the application registered in ``app.extensions``.
@@ -25,6 +26,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
     from flask.ctx import _AppCtxGlobals
 
+    from .config import Settings
     from .stores.base import ConversationStore
 
 #: The key of the request's state on :data:`flask.g`.
@@ -43,6 +45,9 @@ class AppScope(Scope, t.Protocol):
 
     def store_for(self, app: Flask) -> ConversationStore:
         """The store of ``app``."""
+
+    def settings_for(self, app: Flask) -> Settings:
+        """The settings of ``app``'s config."""
 
 
 def app_scope(app: Flask | None = None) -> AppScope:
@@ -87,15 +92,22 @@ def get_state() -> RequestState:
 
     :raise ContextNotActive: outside of a request.
     """
-    if not has_request_context():
-        raise ContextNotActive()
-    namespace = _g()
-    state: RequestState | None = namespace.get(STATE_KEY)
+    try:
+        namespace = _g()
+    except RuntimeError:
+        raise ContextNotActive() from None
+    # The state is there only during a request (the teardown hook takes
+    # it away), so finding it proves the request context without looking.
+    state: RequestState | None = namespace.__dict__.get(STATE_KEY)
     if state is None:
+        if not has_request_context():
+            raise ContextNotActive()
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         scope = app_scope(app)
         readonly = READONLY_KEY in namespace or _readonly_view(app)
-        state = RequestState(app, scope, scope.store_for(app), readonly)
+        state = RequestState(
+            app, scope, scope.store_for(app), scope.settings_for(app), readonly
+        )
         setattr(namespace, STATE_KEY, state)
     return state
 
@@ -130,14 +142,24 @@ def peek_state() -> RequestState | None:
     """The current request's state if the conversation was used, else
     ``None``; never resolves it.
     """
-    return _g().get(STATE_KEY) if has_request_context() else None
+    return _g().__dict__.get(STATE_KEY) if has_request_context() else None
 
 
-def pop_state() -> RequestState | None:
-    """Remove the current request's state from :data:`flask.g` and return
-    it, if the conversation was used.
+def request_state() -> RequestState | None:
+    """Like :func:`peek_state`, for the request's own hooks, which run
+    only during a request: one lookup on a request that never used the
+    conversation.
     """
-    return _g().pop(STATE_KEY, None)  # type: ignore[no-any-return]
+    state: RequestState | None = _g().__dict__.get(STATE_KEY)
+    return state
+
+
+def pop_request_state() -> RequestState | None:
+    """Remove the current request's state from :data:`flask.g` and return
+    it, if the conversation was used; for the teardown hook.
+    """
+    state: RequestState | None = _g().__dict__.pop(STATE_KEY, None)
+    return state
 
 
 def current_conversation() -> Conversation:

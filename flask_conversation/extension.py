@@ -14,11 +14,14 @@ from .commit import commit_state
 from .commit import finish_headers
 from .commit import release_state
 from .config import DEFAULTS
+from .config import Settings
+from .config import SettingsCache
 from .context import conversation_proxy
 from .context import get_state
 from .context import get_store
 from .context import peek_state
-from .context import pop_state
+from .context import pop_request_state
+from .context import request_state
 from .errors import ConversationStoreError
 from .errors import ConversationTooLarge
 from .htmx import blueprint
@@ -64,6 +67,9 @@ class ConversationScope:
         self._stores: weakref.WeakKeyDictionary[Flask, ConversationStore] = (
             weakref.WeakKeyDictionary()
         )
+        self._settings: weakref.WeakKeyDictionary[Flask, SettingsCache] = (
+            weakref.WeakKeyDictionary()
+        )
         if app is not None:
             self.init_app(app, store)
 
@@ -94,6 +100,7 @@ class ConversationScope:
         if store is None:
             store = self._store if self._store is not None else store_from_config(app.config)
         self._stores[app] = store
+        self._settings[app] = SettingsCache()
         app.extensions["conversation"] = self
 
         app.url_defaults(auto_propagate)
@@ -151,6 +158,17 @@ class ConversationScope:
         """
         return self._stores[app]
 
+    def settings_for(self, app: Flask) -> Settings:
+        """The ``CONVERSATION_*`` settings of ``app``'s config as it is
+        now, converted again only when a value changed.
+
+        :param app: an application this extension was initialized on.
+        :raise KeyError: it was not initialized on ``app``.
+
+        .. versionadded:: 0.1
+        """
+        return self._settings[app].get(app.config)
+
     # -- the request hooks -----------------------------------------------------
 
     def commit_conversation(self, response: Response) -> Response:
@@ -160,7 +178,9 @@ class ConversationScope:
 
         :param response: the response.
         """
-        state = peek_state()
+        # Every request comes here: one that never used the conversation
+        # costs a lookup.
+        state = request_state()
         if state is None:
             return response
         if not state.failed:
@@ -183,7 +203,7 @@ class ConversationScope:
         :param exception: the unhandled exception.
         :param extra: further arguments of the signal.
         """
-        state = peek_state()
+        state = request_state()
         if state is not None:
             state.failed = True
 
@@ -192,7 +212,7 @@ class ConversationScope:
 
         :param exc: the unhandled exception, if any.
         """
-        state = pop_state()
+        state = pop_request_state()
         if state is not None:
             release_state(state)
 

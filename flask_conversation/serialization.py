@@ -62,7 +62,7 @@ class ConversationSerializer(TaggedJSONSerializer):
         """
         if not (default_tags_only(self) and is_plain(value, self.tags)):
             value = self.tag(value)
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODER.encode(value)
 
     def loads(self, value: str) -> t.Any:
         """Load data serialized by :meth:`dumps`.
@@ -83,9 +83,15 @@ class ConversationSerializer(TaggedJSONSerializer):
 _UNSTORABLE = (TypeError, ValueError, OverflowError, RecursionError)
 
 
+#: What :meth:`ConversationSerializer.dumps` writes with: built once, as
+#: ``json.dumps`` would build it on every call with these arguments.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _dumps(serializer: Serializer, value: t.Any) -> str:
     text = serializer.dumps(value)
-    text.encode()  # raises UnicodeEncodeError on a lone surrogate
+    if not text.isascii():
+        text.encode()  # raises UnicodeEncodeError on a lone surrogate
     return text
 
 
@@ -119,7 +125,7 @@ def default_tags_only(serializer: TaggedJSONSerializer) -> bool:
 
     :param serializer: a tagged JSON serializer.
     """
-    return all(type(tag) in _PLAIN_SAFE_TAGS for tag in serializer.order)
+    return _PLAIN_SAFE_TAGS.issuperset(map(type, serializer.order))
 
 
 def is_plain(value: t.Any, tags: t.Mapping[str, t.Any]) -> bool:
@@ -132,15 +138,24 @@ def is_plain(value: t.Any, tags: t.Mapping[str, t.Any]) -> bool:
     :param tags: the serializer's tags by key.
     """
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind in _SCALARS:
         return True
     if kind is dict:
         if len(value) == 1 and next(iter(value)) in tags:
             return False
-        return all(type(k) is str and is_plain(v, tags) for k, v in value.items())
+        for key, item in value.items():
+            # Scalars are checked here: most values are, and a call each
+            # would cost more than the check.
+            if type(key) is not str or (type(item) not in _SCALARS and not is_plain(item, tags)):
+                return False
+        return True
     if kind is list:
-        return all(is_plain(v, tags) for v in value)
+        return all(type(item) in _SCALARS or is_plain(item, tags) for item in value)
     return False
+
+
+#: The exact types of JSON's scalars.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def dump_data(

@@ -55,18 +55,24 @@ class RequestState:
     :param app: the application handling the request.
     :param scope: the extension instance.
     :param store: the application's store.
+    :param settings: the application's settings for this request.
     :param readonly: read the conversation without its stack's lock and
         change nothing (``@conversation_readonly``).
     """
 
     def __init__(
-        self, app: Flask, scope: Scope, store: ConversationStore, readonly: bool = False
+        self,
+        app: Flask,
+        scope: Scope,
+        store: ConversationStore,
+        settings: Settings,
+        readonly: bool = False,
     ) -> None:
         self.app = app
         self.scope = scope
         self.store = store
         self.readonly = readonly
-        self.settings = Settings.from_config(app.config)
+        self.settings = settings
         #: the request's namespace token: looked up once, created, rotated
         self.tokens = RequestNamespace(app, scope.namespace_callback, store)
         #: long-running conversations this request works in, by id
@@ -142,7 +148,12 @@ class RequestState:
         self.tokens.rotate()
 
     def _resolve(self) -> Conversation:
-        found = locate_cid(request, self.settings.param, self.settings.header)
+        settings = self.settings
+        found = locate_cid(
+            request._get_current_object(),  # type: ignore[attr-defined]
+            settings.param,
+            settings.header,
+        )
         if found is None:
             return self._temporary()
         self.named_cid = True

@@ -5,7 +5,6 @@ records live.
 from __future__ import annotations
 
 import typing as t
-import weakref
 
 import pytest
 from flask import Flask
@@ -167,7 +166,7 @@ def test_cookie_guard_overhead_follows_the_cookie_settings() -> None:
     app = Flask(__name__)
     app.config.update(SECRET_KEY="test")
     # One cache through every variant, as a store keeps it.
-    cache: weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]] = weakref.WeakKeyDictionary()
+    cache: dict[t.Any, int] = {}
 
     @app.get("/")
     def index() -> str:

@@ -12,12 +12,13 @@ differs, the guard measures the real cookie instead.
 
 from __future__ import annotations
 
+import json
 import typing as t
-import weakref
 
 from flask import current_app
 from flask import Flask
 from flask import session
+from flask.json.provider import DefaultJSONProvider
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.http import dump_cookie
@@ -33,8 +34,8 @@ class CookieGuard:
     """
 
     def __init__(self) -> None:
-        self._cookie_overheads: Lengths = weakref.WeakKeyDictionary()
-        self._signature_lengths: Lengths = weakref.WeakKeyDictionary()
+        self._cookie_overheads: Lengths = {}
+        self._signature_lengths: Lengths = {}
 
     def check(self, key: str, value: dict[str, t.Any]) -> None:
         """Refuse to store ``value`` under ``key`` of the current session if
@@ -54,7 +55,8 @@ class CookieGuard:
         if not limit or not app.secret_key:
             return
 
-        bound = value_bound(app, interface, session, key, value, self._signature_lengths)
+        current = session._get_current_object()  # type: ignore[attr-defined]
+        bound = value_bound(app, interface, current, key, value, self._signature_lengths)
         if (
             bound is not None
             and bound + cookie_overhead(app, interface, self._cookie_overheads) <= limit
@@ -73,8 +75,22 @@ class CookieGuard:
             )
 
 
-#: Lengths cached per application, with the settings they were measured with.
-Lengths: t.TypeAlias = "weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]]"
+#: Lengths cached by the settings they depend on.
+Lengths: t.TypeAlias = "dict[t.Any, int]"
+
+#: The most settings a cache of lengths keeps; more are measured again.
+_CACHED_SETTINGS = 64
+
+
+def _cached(cache: Lengths | None, settings: t.Any, measure: t.Callable[[], int]) -> int:
+    length = None if cache is None else cache.get(settings)
+    if length is None:
+        length = measure()
+        if cache is not None:
+            if len(cache) >= _CACHED_SETTINGS:
+                cache.clear()
+            cache[settings] = length
+    return length
 
 #: The config keys Flask's own cookie session reads to write the cookie.
 _COOKIE_CONFIG = (
@@ -122,14 +138,8 @@ def cookie_overhead(
     """
     if type(interface) is not SecureCookieSessionInterface:
         return cookie_size(app, interface, "")
-    config = app.config
-    settings = (tuple(config.get(k) for k in _COOKIE_CONFIG), bool(session.permanent))
-    cached = None if cache is None else cache.get(app)
-    if cached is None or cached[0] != settings:
-        cached = (settings, cookie_size(app, interface, ""))
-        if cache is not None:
-            cache[app] = cached
-    return int(cached[1])
+    settings = (*map(app.config.get, _COOKIE_CONFIG), bool(session.permanent))
+    return _cached(cache, settings, lambda: cookie_size(app, interface, ""))
 
 
 def value_bound(
@@ -156,23 +166,35 @@ def value_bound(
     if length is None:
         return None
     encoded = 1 + (4 * length + 2) // 3
-    settings = (
-        app.secret_key,
-        tuple(app.config["SECRET_KEY_FALLBACKS"] or ()),
-        interface.salt,
-        interface.key_derivation,
-        interface.digest_method,
-    )
-    # The length of an empty signed value does not depend on the payload.
-    cached = None if cache is None else cache.get(app)
-    if cached is None or cached[0] != settings:
+
+    def signature() -> int:
         serializer = interface.get_signing_serializer(app)
         assert serializer is not None
-        cached = (settings, len(serializer.make_signer(serializer.salt).sign(b"")))
-        if cache is not None:
-            cache[app] = cached
+        return len(serializer.make_signer(serializer.salt).sign(b""))
+
+    # The length of an empty signed value depends only on the digest: the
+    # key, its derivation and the salt change the signature's bytes, never
+    # its length.
+    length = _cached(cache, interface.digest_method, signature)
     # Room for a timestamp that grows by a byte before the real signing.
-    return encoded + int(cached[1]) + 2
+    return encoded + length + 2
+
+
+#: Measures JSON as Flask's own JSON provider writes it, at most as long:
+#: built once, with the separators of the session serializer and
+#: ``ensure_ascii`` on, so that each character is one byte (with it off,
+#: Flask writes a non-ASCII character in fewer bytes than its escape).
+_MEASURE = json.JSONEncoder(separators=(",", ":"))
+
+
+def _json_length(app: Flask, value: t.Any) -> int:
+    # The provider's keys are sorted or not: the length is the same.
+    if type(app.json).dumps is DefaultJSONProvider.dumps:
+        try:
+            return len(_MEASURE.encode(value))
+        except TypeError:
+            pass  # a value only the provider's ``default`` writes
+    return len(app.json.dumps(value, separators=(",", ":")).encode())
 
 
 def json_bound(
@@ -192,26 +214,27 @@ def json_bound(
     more bytes); only the mapping of namespaces and each namespace's
     mapping could be one, since records have more keys.
     """
+    serializer = interface.serializer
     if (
         type(interface).get_signing_serializer
         is not SecureCookieSessionInterface.get_signing_serializer
-        or type(interface.serializer) is not TaggedJSONSerializer
-        or not default_tags_only(interface.serializer)
+        or type(serializer) is not TaggedJSONSerializer
+        or not default_tags_only(serializer)
     ):
         return None
     slack = 10 * (1 + len(all_ns))
-    rest = {k: v for k, v in current.items() if k != key}
-    if is_plain(rest, interface.serializer.tags):
+    rest = dict(current)
+    rest.pop(key, None)
+    if is_plain(rest, serializer.tags):
         # Tagging would leave the rest as it is too: one encoding of all.
-        whole = app.json.dumps({**rest, key: all_ns}, separators=(",", ":"))
-        return len(whole.encode()) + slack
+        rest[key] = all_ns
+        return _json_length(app, rest) + slack
     # The key is plain ASCII: its JSON is the key in quotes.
-    value = app.json.dumps(all_ns, separators=(",", ":"))
     return (
-        len(interface.serializer.dumps(rest).encode())
+        len(serializer.dumps(rest).encode())
         + len(key)
         + 2
-        + len(value.encode())
+        + _json_length(app, all_ns)
         + 2
         + slack
     )
