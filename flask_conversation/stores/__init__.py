@@ -12,12 +12,18 @@ from .session import SessionStore as SessionStore
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .redis import RedisStore as RedisStore
+    from .sql import SQLAlchemyStore as SQLAlchemyStore
 
 
 def __getattr__(name: str) -> object:
-    # RedisStore needs the optional ``redis`` package: import it on demand.
+    # RedisStore and SQLAlchemyStore need optional packages (``redis``,
+    # ``sqlalchemy``): import them on demand.
     if name == "RedisStore":
         from .redis import RedisStore
 
         return RedisStore
+    if name == "SQLAlchemyStore":
+        from .sql import SQLAlchemyStore
+
+        return SQLAlchemyStore
     raise AttributeError(name)
