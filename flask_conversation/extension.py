@@ -31,6 +31,7 @@ from .stores.session import SessionStore
 DEFAULTS: dict[str, t.Any] = {
     "CONVERSATION_STORE": "session",
     "CONVERSATION_REDIS": None,
+    "CONVERSATION_SQLALCHEMY": None,
     "CONVERSATION_PARAM": "cid",
     "CONVERSATION_HEADER": "X-Conversation-Id",
     "CONVERSATION_TIMEOUT": timedelta(minutes=30),
@@ -49,14 +50,19 @@ DEFAULTS: dict[str, t.Any] = {
 }
 
 
-def store_from_config(config: t.Mapping[str, t.Any]) -> ConversationStore:
+def store_from_config(app: Flask) -> ConversationStore:
     """Build the store named by ``CONVERSATION_STORE``: ``"session"``,
-    ``"memory"`` or ``"redis"`` (with ``CONVERSATION_REDIS``, else
-    ``SESSION_REDIS``: a Redis client or a ``redis://`` URL).
+    ``"memory"``, ``"redis"`` (with ``CONVERSATION_REDIS``, else
+    ``SESSION_REDIS``: a Redis client or a ``redis://`` URL) or
+    ``"sqlalchemy"`` (with ``CONVERSATION_SQLALCHEMY``, an engine or a
+    database URL, else the engine of Flask-SQLAlchemy initialised on the
+    application).
 
-    :param config: the application's config.
-    :raise ValueError: an unknown store, or Redis without a client.
+    :param app: the application.
+    :raise ValueError: an unknown store, or a server store without its
+        setting.
     """
+    config = app.config
     name = config["CONVERSATION_STORE"]
     if isinstance(name, ConversationStore):
         return name
@@ -76,10 +82,34 @@ def store_from_config(config: t.Mapping[str, t.Any]) -> ConversationStore:
         if isinstance(client, str):
             return RedisStore.from_url(client)
         return RedisStore(client)
+    if name == "sqlalchemy":
+        engine = config.get("CONVERSATION_SQLALCHEMY") or _flask_sqlalchemy_engine(app)
+        if engine is None:
+            raise ValueError(
+                'CONVERSATION_STORE = "sqlalchemy" needs CONVERSATION_SQLALCHEMY (a'
+                " SQLAlchemy engine or a database URL), or Flask-SQLAlchemy initialised"
+                " on the application before ConversationScope."
+            )
+        from .stores.sql import SQLAlchemyStore
+
+        return SQLAlchemyStore(engine)
     raise ValueError(
-        f'Unknown CONVERSATION_STORE {name!r}: use "session", "memory" or'
-        ' "redis", or pass store= to ConversationScope.'
+        f'Unknown CONVERSATION_STORE {name!r}: use "session", "memory", "redis" or'
+        ' "sqlalchemy", or pass store= to ConversationScope.'
     )
+
+
+def _flask_sqlalchemy_engine(app: Flask) -> t.Any:
+    """The default engine of Flask-SQLAlchemy on ``app``, or ``None`` if it
+    is not initialised there.
+    """
+    db = app.extensions.get("sqlalchemy")
+    if db is None:
+        return None
+    # Flask-SQLAlchemy keeps an engine per application, found through the
+    # application context.
+    with app.app_context():
+        return db.engine
 
 
 class ConversationScope:
@@ -123,7 +153,7 @@ class ConversationScope:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         if store is None:
-            store = self._store if self._store is not None else store_from_config(app.config)
+            store = self._store if self._store is not None else store_from_config(app)
         self._stores[app] = store
         app.extensions["conversation"] = self
 

@@ -2,9 +2,11 @@
 by environment variables, since gunicorn imports it in its workers:
 
 ``CONC_STORE``
-    ``memory``, ``session`` or ``redis``.
+    ``memory``, ``session``, ``redis`` or ``sqlalchemy``.
 ``CONC_REDIS_URL``
     the Redis server, for ``redis``.
+``CONC_SQL_URL``
+    the database, for ``sqlalchemy``.
 ``CONC_LOCK_TIMEOUT``
     ``CONVERSATION_LOCK_TIMEOUT`` in seconds.
 ``CONC_MEETING``
@@ -31,6 +33,7 @@ def create_app() -> Flask:
         SECRET_KEY="concurrency",
         CONVERSATION_STORE=os.environ["CONC_STORE"],
         CONVERSATION_REDIS=os.environ.get("CONC_REDIS_URL"),
+        CONVERSATION_SQLALCHEMY=os.environ.get("CONC_SQL_URL"),
         CONVERSATION_LOCK_TIMEOUT=float(os.environ.get("CONC_LOCK_TIMEOUT", "5")),
     )
     ConversationScope(app)
