@@ -91,9 +91,15 @@ class PostgresServer:
     as. It can be stopped (fast or immediate shutdown) and started again
     on the same port and data. As a context manager it is started and
     stopped, and its directory removed.
+
+    :param durable: write every commit to the operating system before it
+        is acknowledged (``synchronous_commit``), so that after a crash of
+        the server (not of the machine) a restart shows exactly what was
+        acknowledged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.port = free_port()
         self.bindir = _pg_bindir()
         self.as_user = _run_as()
@@ -150,7 +156,7 @@ class PostgresServer:
                     "-c",
                     "fsync=off",
                     "-c",
-                    "synchronous_commit=off",
+                    f"synchronous_commit={'on' if self.durable else 'off'}",
                     "-c",
                     "full_page_writes=off",
                     "-c",
