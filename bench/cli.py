@@ -16,13 +16,14 @@ from pathlib import Path
 from . import figures
 from . import http
 from . import report
+from . import sql
 from .redis_server import DEFAULT_BINARY
 from .redis_server import RedisServer
 from .results import Row
 from .timing import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ("1", "2", "3", "4", "5", "6", "7")
+ALL = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -96,6 +97,17 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 ctx.redis_url = stack.enter_context(RedisServer(args.redis_server)).url
             except RuntimeError as e:
                 ctx.redis_error = str(e)
+        if wanted & {"8", "9"}:
+            try:
+                from tests.sql_servers import PostgresServer
+
+                postgres = stack.enter_context(PostgresServer())
+            except (ImportError, RuntimeError, OSError) as e:
+                ctx.postgres_error = str(e)
+            else:
+                ctx.postgres_url = postgres.url
+                assert postgres.process is not None
+                ctx.postgres_pid = postgres.process.pid
         steps: list[tuple[str, t.Callable[[], list[Row]]]] = [
             ("1", lambda: figures.figure_1(ctx)),
             ("2", lambda: figures.figure_2(ctx)),
@@ -107,6 +119,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 lambda: http.figure_6(ctx.redis_url, rounds=http_rounds, seconds=http_seconds),
             ),
             ("7", lambda: figures.figure_7(ctx)),
+            ("8", lambda: sql.figure_8(ctx)),
+            ("9", lambda: sql.figure_9(ctx)),
         ]
         for figure, run in steps:
             if figure in wanted:

@@ -36,12 +36,18 @@ class Context:
     :param counts: the numbers of live conversations of figure 4.
     :param redis_url: the throwaway server's URL, ``None`` without Redis.
     :param redis_error: why Redis figures are skipped, if they are.
+    :param postgres_url: the throwaway PostgreSQL server's URL.
+    :param postgres_pid: its process id, to read its CPU time.
+    :param postgres_error: why the SQL figures are skipped, if they are.
     """
 
     timing: Settings
     counts: tuple[int, ...] = (1, 10, 100, 1000)
     redis_url: str | None = None
     redis_error: str | None = None
+    postgres_url: str | None = None
+    postgres_pid: int | None = None
+    postgres_error: str | None = None
 
     def redis_client(self) -> redis.Redis:
         """A new client of the throwaway server."""
@@ -51,7 +57,10 @@ class Context:
         return redis_py.Redis.from_url(self.redis_url)
 
 
-def _step(app: Flask, cid: str, cookie: str, param: str = "cid") -> t.Callable[[], None]:
+def step_caller(app: Flask, cid: str, cookie: str, param: str = "cid") -> t.Callable[[], None]:
+    """The call of one ``/step`` of the booking ``cid`` (or, with
+    ``param="tab"``, of a hand-rolled tab) with the session ``cookie``.
+    """
     environ, _ = prepare(app, "/step", query={param: cid}, cookie=f"session={cookie}")
     return caller(app, environ, expect_header=HEADER if param == "cid" else None)
 
@@ -135,8 +144,8 @@ def figure_2(ctx: Context) -> list[Row]:
             "read+write, SessionStore (cookie session)",
             'hand-rolled session["tabs"][tab_id]',
             compare(
-                _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
-                _step(conv, cid, cookie),
+                step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
+                step_caller(conv, cid, cookie),
                 ctx.timing,
             ),
             1.25,
@@ -174,8 +183,8 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
                 what + suffix,
                 "Flask-Session Redis, hand-rolled tabs dict",
                 compare(
-                    _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
-                    _step(conv, cid, cookie),
+                    step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
+                    step_caller(conv, cid, cookie),
                     ctx.timing,
                     clock=redis_cpu_clock(ctx.redis_client()),
                 ),
@@ -189,7 +198,7 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
 # -- 4 -------------------------------------------------------------------------
 
 
-def _populated(store: t.Any, live: int, limit: int) -> tuple[t.Callable[[], None], Flask]:
+def populated(store: t.Any, live: int, limit: int) -> tuple[t.Callable[[], None], Flask]:
     """An app whose namespace holds ``live`` conversations, and the call
     that steps the first one.
     """
@@ -197,7 +206,7 @@ def _populated(store: t.Any, live: int, limit: int) -> tuple[t.Callable[[], None
     cid, cookie = apps.start(app)
     for _ in range(live - 1):
         apps.start(app, cookie)
-    return _step(app, cid, cookie), app
+    return step_caller(app, cid, cookie), app
 
 
 def figure_4(ctx: Context) -> list[Row]:
@@ -220,9 +229,9 @@ def figure_4(ctx: Context) -> list[Row]:
             redis_cpu_clock(ctx.redis_client()),
         )
     for name, (build, clock) in builders.items():
-        baseline, _ = _populated(build("bench4-base:"), 1, limit)
+        baseline, _ = populated(build("bench4-base:"), 1, limit)
         for live in ctx.counts:
-            subject, _ = _populated(build(f"bench4-{live}:"), live, limit)
+            subject, _ = populated(build(f"bench4-{live}:"), live, limit)
             top = live == max(ctx.counts)
             rows.append(
                 ratio_row(
@@ -262,7 +271,7 @@ def figure_5(ctx: Context, requests: int = 200) -> list[Row]:
     app = apps.conversation_app(_redis_store(ctx, "bench5:"))
     cid, cookie = apps.start(app)
     cases = {
-        "use": _step(app, cid, cookie),
+        "use": step_caller(app, cid, cookie),
         "no use (names a cid)": caller(
             app, prepare(app, "/", query={"cid": cid}, cookie=f"session={cookie}")[0]
         ),

@@ -6,7 +6,7 @@ Three tables, named after the store's ``table_prefix``:
 ``<prefix>records``
     one row per conversation, keyed by ``(namespace, id)``: the record's
     fields, its data as text, its size and its expiry. An index on
-    ``(namespace, root_id)`` finds a stack.
+    ``(root_id, namespace)`` finds a stack.
 ``<prefix>leases``
     one row per locked stack, keyed by ``(namespace, root_id)``: the owner's
     token and when the lease runs out.
@@ -111,7 +111,9 @@ def build_tables(prefix: str, metadata: sa.MetaData | None = None) -> Tables:
         # Counts the writes of the row: 0 when it was just inserted, which
         # tells a commit how many conversations it added.
         sa.Column("version", sa.Integer, nullable=False),
-        sa.Index(f"{prefix}records_stack", "namespace", "root_id"),
+        # Root first: a lookup by id can only use the primary key, even
+        # before the planner has statistics.
+        sa.Index(f"{prefix}records_stack", "root_id", "namespace"),
         mysql_charset="utf8mb4",
         mysql_engine="InnoDB",
     )
