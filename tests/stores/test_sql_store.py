@@ -80,6 +80,24 @@ def test_tables_and_metadata(engine: sa.engine.Engine, make: Records) -> None:
     assert SQLAlchemyStore(engine, table_prefix="app_conv_").load("ns", "root") is not None
 
 
+def test_tables_in_the_application_metadata(engine: sa.engine.Engine, make: Records) -> None:
+    """Defined in the application's metadata, so that its migrations see
+    them; the store creates its own tables only.
+    """
+    metadata = sa.MetaData()
+    sa.Table("app_model", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    store = SQLAlchemyStore(engine, metadata=metadata)
+    assert store.metadata is metadata
+    assert sorted(metadata.tables) == [
+        "app_model",
+        "conversation_leases",
+        "conversation_namespaces",
+        "conversation_records",
+    ]
+    store.save(make("root"))
+    assert "app_model" not in sa.inspect(engine).get_table_names()
+
+
 def test_without_creating_tables(engine: sa.engine.Engine, make: Records) -> None:
     store = SQLAlchemyStore(engine, create_tables=False)
     with pytest.raises(ConversationStoreError) as info:

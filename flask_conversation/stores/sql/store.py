@@ -105,6 +105,9 @@ class SQLAlchemyStore(ConversationStore):
         creates one.
     :param table_prefix: put before each table's name.
     :param create_tables: create the missing tables at first use.
+    :param metadata: the :class:`sqlalchemy.MetaData` to define the tables
+        in, e.g. the application's own (Flask-SQLAlchemy's ``db.metadata``),
+        so that its migrations include them; a new one by default.
     :param serializer: see :class:`~flask_conversation.stores.ConversationStore`.
     :param clock: see :class:`~flask_conversation.stores.ConversationStore`.
     :param lock_lease: seconds after which the lease of a request that never
@@ -126,6 +129,7 @@ class SQLAlchemyStore(ConversationStore):
         *,
         table_prefix: str = "conversation_",
         create_tables: bool = True,
+        metadata: sa.MetaData | None = None,
         serializer: Serializer | None = None,
         clock: t.Callable[[], float] = system_clock,
         lock_lease: float = 30.0,
@@ -139,7 +143,7 @@ class SQLAlchemyStore(ConversationStore):
         self.table_prefix = table_prefix
         self.create_tables = create_tables
         self.lock_lease = lock_lease
-        self.tables = build_tables(table_prefix)
+        self.tables = build_tables(table_prefix, metadata)
         #: The :class:`sqlalchemy.MetaData` holding the store's tables, for
         #: migrations (e.g. Alembic's ``target_metadata``).
         self.metadata = self.tables.metadata
@@ -158,7 +162,7 @@ class SQLAlchemyStore(ConversationStore):
             with self._ready_lock:
                 if not self._ready:
                     try:
-                        create_tables(self.engine, self.metadata)
+                        create_tables(self.engine, self.metadata, self.tables.all)
                     except sa.exc.DBAPIError as e:
                         raise store_error(e) from e
                     self._ready = True

@@ -83,6 +83,11 @@ class Tables:
     leases: sa.Table
     namespaces: sa.Table
 
+    @property
+    def all(self) -> list[sa.Table]:
+        """The three tables."""
+        return [self.records, self.leases, self.namespaces]
+
 
 def build_tables(prefix: str, metadata: sa.MetaData | None = None) -> Tables:
     """Describe the store's tables, named ``<prefix>records``,
@@ -183,18 +188,21 @@ def namespace_from_row(key: str, name: str | None) -> str:
     return key if name is None else str(json.loads(name))
 
 
-def create_tables(engine: sa.engine.Engine, metadata: sa.MetaData, attempts: int = 5) -> None:
-    """Create the tables and indexes that do not exist yet. Several
+def create_tables(
+    engine: sa.engine.Engine, metadata: sa.MetaData, tables: list[sa.Table], attempts: int = 5
+) -> None:
+    """Create the tables, with their indexes, that do not exist yet. Several
     processes may do it at once: one of them creates each table, and the
     others, failing on it, look again.
 
     :param engine: the database.
-    :param metadata: the tables.
+    :param metadata: where the tables are defined.
+    :param tables: the tables to create (not the others of ``metadata``).
     :param attempts: how often to look again.
     """
     for attempt in range(attempts):
         try:
-            metadata.create_all(engine, checkfirst=True)
+            metadata.create_all(engine, tables=tables, checkfirst=True)
             return
         except sa.exc.DBAPIError:
             if attempt == attempts - 1:
