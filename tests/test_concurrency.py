@@ -266,19 +266,26 @@ def test_tabs_never_wait_for_each_other(store: str, serve: t.Callable[..., Gunic
     assert all(codes == [200] * ROUNDS for codes in result["statuses"].values())
 
 
-def test_session_store_last_writer_wins(serve: t.Callable[..., Gunicorn]) -> None:
+@pytest.mark.parametrize("backend", ["cookie", "flask-session-sql"])
+def test_session_store_last_writer_wins(
+    serve: t.Callable[..., Gunicorn], backend: str, request: pytest.FixtureRequest
+) -> None:
     """The session store's lost updates under the same load, served by
-    several workers like the Redis store: reported, not asserted, since
-    they depend on timing. What is asserted is that they are silent: every
-    request succeeds.
+    several workers like the Redis store, with Flask's cookie session and
+    with Flask-Session's SQLAlchemy backend on PostgreSQL: reported, not
+    asserted, since they depend on timing. What is asserted is that they
+    are silent: every request succeeds.
     """
-    server = serve("session")
+    env = {}
+    if backend != "cookie":
+        env["CONC_SESSION_SQL_URL"] = sql_url_for("postgres", request)
+    server = serve("session", **env)
     counter = one_counter(server, pause=0.01)
     tabs = tabs_at_once(server)
     print(
-        f"\nsession, one counter: {counter['ok']} of {counter['sent']} got 200,"
+        f"\nsession ({backend}), one counter: {counter['ok']} of {counter['sent']} got 200,"
         f" final value {counter['final']}, lost updates {counter['lost']}"
-        f"\nsession, {TABS} tabs x {ROUNDS} rounds: counters {tabs['finals']},"
+        f"\nsession ({backend}), {TABS} tabs x {ROUNDS} rounds: counters {tabs['finals']},"
         f" lost updates {tabs['lost']}"
     )
     assert counter["ok"] == counter["sent"]
