@@ -5,7 +5,8 @@ The modules, one concern each: :mod:`.tables` (the tables and namespace
 keys), :mod:`.statements` (every statement, built once), :mod:`.database`
 (short transactions and their errors), :mod:`.leases` (stack locks as
 leases), :mod:`.rows` (rows to records), :mod:`.commit` (one request's
-commit) and :mod:`.store` (the store).
+commit), :mod:`.purge` (removing what expired) and :mod:`.store` (the
+store).
 """
 
 from __future__ import annotations

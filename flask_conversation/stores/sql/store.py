@@ -22,6 +22,8 @@ from .database import store_error
 from .leases import new_token
 from .leases import real_time
 from .leases import waits
+from .purge import purge_leases
+from .purge import purge_namespaces
 from .rows import listing
 from .rows import live_chain
 from .rows import to_record
@@ -397,39 +399,12 @@ class SQLAlchemyStore(ConversationStore):
         :return: how many records were removed.
         """
         removed = 0
-        while True:
-            count, more = self._run(self._purge_batch)
+        more = True
+        while more:
+            count, more = self._run(
+                lambda conn: purge_namespaces(conn, self._sql, self.clock(), self.purge_batch)
+            )
             removed += count
-            if not more:
-                break
-        while self._run(self._purge_leases):
+        while self._run(lambda conn: purge_leases(conn, self._sql, real_time(), self.purge_batch)):
             pass
         return removed
-
-    def _purge_batch(self, conn: sa.Connection) -> tuple[int, bool]:
-        now = self.clock()
-        found = conn.execute(self._sql.purgeable, {"now": now, "limit": self.purge_batch})
-        keys = [row.namespace for row in found]
-        if not keys:
-            return 0, False
-        removed = conn.execute(self._sql.delete_expired, {"keys": keys, "now": now}).rowcount
-        tallies = conn.execute(self._sql.tally, {"keys": keys}).all()
-        if tallies:
-            conn.execute(
-                self._sql.recount_many,
-                [{"key": k, "count": n, "first": first} for k, n, first in tallies],
-            )
-        empty = set(keys) - {row.namespace for row in tallies}
-        if empty:
-            conn.execute(self._sql.forget_many, {"keys": sorted(empty)})
-        return int(removed), len(keys) == self.purge_batch
-
-    def _purge_leases(self, conn: sa.Connection) -> bool:
-        params = {"real_now": real_time(), "limit": self.purge_batch}
-        stale = conn.execute(self._sql.stale_leases, params).all()
-        if stale:
-            conn.execute(
-                self._sql.drop_stale_lease,
-                [{"key": k, "root": r, "real_now": params["real_now"]} for k, r in stale],
-            )
-        return len(stale) == self.purge_batch
