@@ -163,5 +163,5 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             if report.plot(rows, plot_path):
                 print(f"plot: {plot_path}")
         except ImportError:
-            print("plot: skipped, matplotlib is not installed (pip install matplotlib)")
+            print("plot: skipped, matplotlib is not installed (pip install -e \".[bench]\")")
     return 0

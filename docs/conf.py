@@ -44,7 +44,6 @@ html_theme = "flask"
 html_theme_options = {"index_sidebar_logo": False}
 html_context = {
     "project_links": [
-        ProjectLink("PyPI Releases", "https://pypi.org/project/Flask-Conversation/"),
         ProjectLink("Flask Documentation", "https://flask.palletsprojects.com/"),
     ]
 }
@@ -54,6 +53,7 @@ html_sidebars = {
 }
 singlehtml_sidebars = {"index": ["project.html", "localtoc.html", "ethicalads.html"]}
 html_static_path = ["_static"]
+html_css_files = ["conversation.css"]
 html_title = f"Flask-Conversation Documentation ({version})"
 html_show_sourcelink = False
 
@@ -66,7 +66,7 @@ REDIS_FALLBACK = """\
 
     Keeps each conversation under its own Redis key with native expiry,
     locks stacks across processes, and hash-tags keys by namespace for
-    Redis Cluster. Install ``Flask-Conversation[redis]``.
+    Redis Cluster. Needs the ``redis`` extra (see Installation).
 
     :param client: a ``redis.Redis`` or ``redis.cluster.RedisCluster`` client.
     :param prefix: the prefix of every key.

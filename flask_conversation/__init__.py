@@ -4,6 +4,7 @@ browser tab, not to the whole session.
 
 from __future__ import annotations
 
+from .context import conversation_proxy as conversation
 from .conversation import Conversation as Conversation
 from .decorators import begin_conversation as begin_conversation
 from .decorators import conversation_required as conversation_required
@@ -17,13 +18,12 @@ from .errors import ConversationStoreError as ConversationStoreError
 from .errors import NoConversation as NoConversation
 from .errors import NonexistentConversation as NonexistentConversation
 from .extension import ConversationScope as ConversationScope
-from .lifecycle import conversation_proxy as conversation
 from .propagation import conversation_field as conversation_field
 from .propagation import url_for_cid as url_for_cid
 from .signals import conversation_begun as conversation_begun
 from .signals import conversation_destroyed as conversation_destroyed
 from .signals import conversation_ended as conversation_ended
-from .stores.base import ConversationInfo as ConversationInfo
+from .stores.records import ConversationInfo as ConversationInfo
 
 __all__ = [
     "BusyConversation",

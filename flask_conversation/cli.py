@@ -25,8 +25,8 @@ from flask.cli import AppGroup
 
 from .errors import ConversationStoreError
 from .extension import ConversationScope
-from .stores.base import ConversationRecord
 from .stores.base import ConversationStore
+from .stores.records import ConversationRecord
 from .stores.session import SessionStore
 
 conversation_cli = AppGroup("conversation", help="Inspect and maintain stored conversations.")

@@ -2,8 +2,11 @@
 ancestors, like :class:`collections.ChainMap`, and whose writes stay its own.
 
 It does no I/O. :meth:`~Conversation.begin` and :meth:`~Conversation.end` hand
-the decision to the request's lifecycle, which records what changed and
-commits it once, at the end of the request.
+the decision to the conversation's owner (the request's state, see
+:class:`ConversationOwner`), which records what changed and commits it once,
+at the end of the request. The owner changes a conversation only through the
+methods of its owner interface (:meth:`~Conversation.promote`,
+:meth:`~Conversation.detach`), never through its attributes.
 """
 
 from __future__ import annotations
@@ -15,28 +18,41 @@ from datetime import timedelta
 
 from flask import session
 
-if t.TYPE_CHECKING:  # pragma: no cover
-    from .lifecycle import RequestState
+from .config import Settings
+from .config import Timeout
+from .config import to_seconds
+from .errors import NoCidKeyError
 
 _MISSING: t.Any = object()
 
-#: A timeout given as a :class:`~datetime.timedelta` or as seconds.
-Timeout: t.TypeAlias = "timedelta | int | float"
 
+class ConversationOwner(t.Protocol):
+    """What a conversation asks of the request state that holds it."""
 
-def to_seconds(value: Timeout, name: str = "timeout") -> float:
-    """Convert a timeout to seconds, refusing values that are not positive.
+    #: The request's settings; the conversation reads ``exclude``.
+    settings: Settings
 
-    :param value: a :class:`~datetime.timedelta` or a number of seconds.
-    :param name: what to call the value in the error message.
-    :raise ValueError: the value is not a positive duration.
-    """
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise ValueError(f"{name} must be a timedelta or a number of seconds.")
-    if not seconds > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}.")
-    return float(seconds)
+    #: Whether the request named a cid: a key missing from a temporary
+    #: conversation of a request that named none gets a hint.
+    named_cid: bool
+
+    def initial_state(self) -> dict[str, t.Any]:
+        """A fresh copy of ``CONVERSATION_INITIAL_STATE``."""
+
+    def begin(
+        self,
+        conv: Conversation,
+        *,
+        join: bool,
+        nested: bool,
+        id: str | None,
+        description: str | None,
+        timeout: float | None,
+    ) -> bool:
+        """Decide :meth:`Conversation.begin` for ``conv``."""
+
+    def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
+        """Decide :meth:`Conversation.end` for ``conv``."""
 
 
 class Conversation(MutableMapping[str, t.Any]):
@@ -54,7 +70,7 @@ class Conversation(MutableMapping[str, t.Any]):
 
     def __init__(
         self,
-        state: RequestState,
+        state: ConversationOwner,
         data: dict[str, t.Any],
         *,
         timeout: float,
@@ -137,6 +153,58 @@ class Conversation(MutableMapping[str, t.Any]):
     def timeout(self, value: Timeout) -> None:
         self._timeout = to_seconds(value)
 
+    # -- the owner's interface --------------------------------------------------
+
+    @property
+    def own_data(self) -> dict[str, t.Any]:
+        """The conversation's own keys and values, without its ancestors':
+        what its owner stores for it. Views use the mapping interface.
+        """
+        return self._data
+
+    @property
+    def timeout_seconds(self) -> float:
+        """The inactivity timeout in seconds, as stored."""
+        return self._timeout
+
+    @property
+    def created_at(self) -> float | None:
+        """When it became long-running, seconds since the epoch; ``None``
+        while it is temporary and never was.
+        """
+        return self._created_at
+
+    def promote(
+        self,
+        id: str,
+        created_at: float,
+        *,
+        timeout: float | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Make this conversation the long-running root ``id``. Called by
+        its owner when :meth:`begin` decided so.
+
+        :param id: the new id.
+        :param created_at: when it began, seconds since the epoch.
+        :param timeout: a new timeout in seconds, if given.
+        :param description: a new description, if given.
+        """
+        if timeout is not None:
+            self._timeout = timeout
+        if description is not None:
+            self._description = description
+        self._parent = None
+        self._id = id
+        self._created_at = created_at
+
+    def detach(self) -> None:
+        """Make this conversation temporary again: it ended, or every
+        conversation of the namespace was ended. Its data stays readable.
+        Called by its owner.
+        """
+        self._id = None
+
     # -- lifecycle -------------------------------------------------------------
 
     def begin(
@@ -207,6 +275,10 @@ class Conversation(MutableMapping[str, t.Any]):
             if key in conv._data:
                 return conv._data[key]
             conv = conv._parent
+        if self._id is None and self._created_at is None and not self._state.named_cid:
+            # Never long-running, in a request without a cid: the key most
+            # likely lives in a conversation the cid was meant to name.
+            raise NoCidKeyError(key)
         raise KeyError(key)
 
     def __setitem__(self, key: str, value: t.Any) -> None:

@@ -6,18 +6,27 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import typing as t
 
+from flask import current_app
 from flask import redirect
+from flask import request
 from flask import url_for
 from werkzeug.exceptions import NotFound
 
-from .conversation import Timeout
+from .cid import check_cid
+from .cid import is_valid_cid
+from .config import Settings
+from .config import Timeout
+from .context import current_conversation
+from .context import get_state
+from .errors import MISSING_CID_CAUSES
 from .errors import NoConversation
-from .lifecycle import CID_RE
-from .lifecycle import current_conversation
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+logger = logging.getLogger("flask_conversation")
 
 
 def _wrap(
@@ -83,12 +92,12 @@ def begin_conversation(
     :param timeout: see :meth:`~flask_conversation.Conversation.begin`.
     """
 
-    if isinstance(id, str) and CID_RE.fullmatch(id) is None:
-        raise ValueError(f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
+    if isinstance(id, str):
+        check_cid(id)
 
     def before(kwargs: dict[str, t.Any]) -> None:
         cid = id(**kwargs) if callable(id) else id
-        if cid is not None and CID_RE.fullmatch(cid) is None:
+        if cid is not None and not is_valid_cid(cid):
             # Built from the URL: no conversation can have that id.
             raise NotFound(f"No conversation can have the id {cid!r}.")
         current_conversation().begin(
@@ -154,6 +163,9 @@ def conversation_required(
     def before(kwargs: dict[str, t.Any]) -> t.Any:
         if current_conversation().long_running:
             return None
+        state = get_state()
+        if not state.named_cid:
+            _log_missing_cid(state.settings)
         if redirect_to is not None:
             return redirect(url_for(redirect_to))
         raise NoConversation()
@@ -164,3 +176,21 @@ def conversation_required(
     if view is not None:
         return decorator(view)
     return decorator
+
+
+def _log_missing_cid(settings: Settings) -> None:
+    # Most often a forgotten cid rather than a user arriving from outside:
+    # say so where a developer looks (a warning in debug mode), and keep it
+    # out of production logs unless asked for.
+    level = logging.WARNING if current_app.debug else logging.INFO
+    logger.log(
+        level,
+        "%s %s reached the @conversation_required view %r without a cid (no %r"
+        " query parameter, form field or %s header). The usual causes: %s.",
+        request.method,
+        request.path,
+        request.endpoint,
+        settings.param,
+        settings.header,
+        MISSING_CID_CAUSES,
+    )

@@ -4,7 +4,8 @@ Every error derives from :class:`ConversationError`. The ones a client can
 cause (an unknown cid, a busy conversation, a missing conversation, a store
 outage) are also :class:`~werkzeug.exceptions.HTTPException` subclasses, so an
 application that registers no handler answers with a clean error page instead
-of a 500.
+of a 500. The one exception is :class:`NoCidKeyError`, a plain
+:exc:`KeyError` for a missing key, whose message says why it may be missing.
 """
 
 from __future__ import annotations
@@ -47,7 +48,59 @@ class ContextNotActive(ConversationError, RuntimeError):
     def __init__(self) -> None:
         super().__init__(
             "Working outside of a request: the conversation scope is only"
-            " active while a request is handled."
+            " active while a request is handled. In a shell, a test or a CLI"
+            " command, push one first: 'with app.test_request_context(): ...'."
+        )
+
+
+class NoSecretKey(ConversationError, RuntimeError):
+    """A conversation was begun in an application without a secret key.
+    The namespace token that ties a browser to its conversations is signed
+    with that key, whatever the store. A :exc:`RuntimeError`, like Flask's
+    own error for a session without a key.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Cannot begin a conversation: the namespace token that ties this"
+            " browser to its conversations is signed with the application's"
+            " secret key, and none is set. Set one before the first request, e.g."
+            ' app.config["SECRET_KEY"] = os.environ["SECRET_KEY"], with a value'
+            " from: python -c 'import secrets; print(secrets.token_hex())'."
+            " (Or give the extension a namespace_loader.)"
+        )
+
+
+#: What a request without a cid usually forgot, for the messages that say so.
+MISSING_CID_CAUSES = (
+    "a form without {{ conversation_field() }}, or a link or redirect built"
+    " with url_for() instead of url_for_cid()"
+)
+
+
+class NoCidKeyError(KeyError):
+    """A key missing from a temporary conversation, in a request that named
+    no cid: usually the cid was not passed on, so the request did not find
+    the conversation that holds the key. ``args[0]`` is the key, as for
+    every :exc:`KeyError`; the message adds the hint. Not a
+    :exc:`ConversationError`: handlers for those should not catch a
+    missing key.
+
+    :param key: the key that is missing.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, key: object) -> None:
+        super().__init__(key)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.args[0]!r}. This request named no cid, so the conversation"
+            " is a new temporary one. The usual causes: "
+            f"{MISSING_CID_CAUSES}."
         )
 
 

@@ -6,110 +6,28 @@ from __future__ import annotations
 
 import typing as t
 import weakref
-from datetime import timedelta
 
-from flask import current_app
 from flask import Flask
 from flask.signals import got_request_exception
 
-from .lifecycle import commit_conversation
-from .lifecycle import conversation_proxy
-from .lifecycle import get_state
-from .lifecycle import mark_failed
-from .lifecycle import peek_state
-from .lifecycle import release_conversation
+from .config import DEFAULTS
+from .context import conversation_proxy
+from .context import get_state
+from .context import get_store
+from .context import peek_state
+from .context import pop_state
+from .errors import ConversationStoreError
+from .namespaces import NamespaceLoader
 from .propagation import auto_propagate
 from .propagation import conversation_field
 from .propagation import request_names_cid
 from .propagation import url_for_cid
-from .stores.base import ConversationInfo
+from .stores import store_from_config
 from .stores.base import ConversationStore
-from .stores.memory import MemoryStore
-from .stores.session import SessionStore
+from .stores.records import ConversationInfo
 
-#: Every configuration key with its default.
-DEFAULTS: dict[str, t.Any] = {
-    "CONVERSATION_STORE": "session",
-    "CONVERSATION_REDIS": None,
-    "CONVERSATION_SQLALCHEMY": None,
-    "CONVERSATION_PARAM": "cid",
-    "CONVERSATION_HEADER": "X-Conversation-Id",
-    "CONVERSATION_TIMEOUT": timedelta(minutes=30),
-    "CONVERSATION_MAX_COUNT": 32,
-    "CONVERSATION_MAX_DEPTH": 16,
-    "CONVERSATION_MAX_SIZE": 1024 * 1024,
-    "CONVERSATION_LOCK_TIMEOUT": 5,
-    "CONVERSATION_INITIAL_STATE": {},
-    "CONVERSATION_EXCLUDE": (),
-    "CONVERSATION_AUTO_PROPAGATE": False,
-    "CONVERSATION_MISSING_REDIRECT": None,
-    "CONVERSATION_MISSING_FLASH_MESSAGE": (
-        "That conversation has ended or expired. Please start again."
-    ),
-    "CONVERSATION_MISSING_FLASH_CATEGORY": "warning",
-}
-
-
-def store_from_config(app: Flask) -> ConversationStore:
-    """Build the store named by ``CONVERSATION_STORE``: ``"session"``,
-    ``"memory"``, ``"redis"`` (with ``CONVERSATION_REDIS``, else
-    ``SESSION_REDIS``: a Redis client or a ``redis://`` URL) or
-    ``"sqlalchemy"`` (with ``CONVERSATION_SQLALCHEMY``, an engine or a
-    database URL, else the engine of Flask-SQLAlchemy initialised on the
-    application).
-
-    :param app: the application.
-    :raise ValueError: an unknown store, or a server store without its
-        setting.
-    """
-    config = app.config
-    name = config["CONVERSATION_STORE"]
-    if isinstance(name, ConversationStore):
-        return name
-    if name == "session":
-        return SessionStore()
-    if name == "memory":
-        return MemoryStore()
-    if name == "redis":
-        client = config.get("CONVERSATION_REDIS") or config.get("SESSION_REDIS")
-        if client is None:
-            raise ValueError(
-                'CONVERSATION_STORE = "redis" needs CONVERSATION_REDIS (a Redis'
-                " client or a redis:// URL), or Flask-Session's SESSION_REDIS."
-            )
-        from .stores.redis import RedisStore
-
-        if isinstance(client, str):
-            return RedisStore.from_url(client)
-        return RedisStore(client)
-    if name == "sqlalchemy":
-        engine = config.get("CONVERSATION_SQLALCHEMY") or _flask_sqlalchemy_engine(app)
-        if engine is None:
-            raise ValueError(
-                'CONVERSATION_STORE = "sqlalchemy" needs CONVERSATION_SQLALCHEMY (a'
-                " SQLAlchemy engine or a database URL), or Flask-SQLAlchemy initialised"
-                " on the application before ConversationScope."
-            )
-        from .stores.sql import SQLAlchemyStore
-
-        return SQLAlchemyStore(engine)
-    raise ValueError(
-        f'Unknown CONVERSATION_STORE {name!r}: use "session", "memory", "redis" or'
-        ' "sqlalchemy", or pass store= to ConversationScope.'
-    )
-
-
-def _flask_sqlalchemy_engine(app: Flask) -> t.Any:
-    """The default engine of Flask-SQLAlchemy on ``app``, or ``None`` if it
-    is not initialised there.
-    """
-    db = app.extensions.get("sqlalchemy")
-    if db is None:
-        return None
-    # Flask-SQLAlchemy keeps an engine per application, found through the
-    # application context.
-    with app.app_context():
-        return db.engine
+if t.TYPE_CHECKING:  # pragma: no cover
+    from werkzeug.wrappers import Response
 
 
 class ConversationScope:
@@ -133,7 +51,7 @@ class ConversationScope:
 
     def __init__(self, app: Flask | None = None, store: ConversationStore | None = None) -> None:
         self._store = store
-        self._namespace_loader: t.Callable[[], str | None] | None = None
+        self._namespace_loader: NamespaceLoader | None = None
         # Weak keys, as Flask-SQLAlchemy keeps its engines: the extension
         # never keeps an application alive.
         self._stores: weakref.WeakKeyDictionary[Flask, ConversationStore] = (
@@ -148,19 +66,27 @@ class ConversationScope:
         :param app: the application.
         :param store: the store for this application; by default the one
             given to the constructor, else ``CONVERSATION_STORE``.
+        :raise RuntimeError: a ``ConversationScope`` is already registered
+            on ``app``.
         :raise ValueError: the configured store cannot be built.
         """
+        if "conversation" in app.extensions:
+            raise RuntimeError(
+                "A ConversationScope is already registered on this application;"
+                " use that instance (app.extensions['conversation']) instead of"
+                " registering the extension again."
+            )
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         if store is None:
-            store = self._store if self._store is not None else store_from_config(app)
+            store = self._store if self._store is not None else store_from_config(app.config, app)
         self._stores[app] = store
         app.extensions["conversation"] = self
 
         app.url_defaults(auto_propagate)
-        app.after_request(commit_conversation)
-        app.teardown_request(release_conversation)
-        got_request_exception.connect(mark_failed, app)
+        app.after_request(self.commit_conversation)
+        app.teardown_request(self.release_conversation)
+        got_request_exception.connect(self.mark_failed, app)
         app.context_processor(_template_context)
         app.jinja_env.globals.update(
             conversation=conversation_proxy,
@@ -169,15 +95,25 @@ class ConversationScope:
             conversations=conversations,
         )
 
-    def namespace_loader(self, fn: t.Callable[[], str | None]) -> t.Callable[[], str | None]:
+    def namespace_loader(self, fn: NamespaceLoader) -> NamespaceLoader:
         """Decorate a function that returns the namespace of the current
         request, replacing the default per-session token, e.g. a chat id for
-        a bot webhook or the user id for an API.
+        a bot webhook or the user id for an API. The function is then
+        :attr:`namespace_callback`.
 
         :param fn: called without arguments during a request.
         """
         self._namespace_loader = fn
         return fn
+
+    @property
+    def namespace_callback(self) -> NamespaceLoader | None:
+        """The function set with :meth:`namespace_loader`, or ``None`` for
+        the default per-session token.
+
+        .. versionadded:: 0.1
+        """
+        return self._namespace_loader
 
     @staticmethod
     def get_store(app: Flask | None = None) -> ConversationStore:
@@ -186,15 +122,56 @@ class ConversationScope:
         :param app: the application.
         :raise RuntimeError: the extension is not initialized on ``app``.
         """
-        if app is None:
-            app = current_app._get_current_object()  # type: ignore[attr-defined]
-        scope = app.extensions.get("conversation")
-        if scope is None:
-            raise RuntimeError(
-                "ConversationScope is not initialized on this application:"
-                " call ConversationScope(app) or scope.init_app(app)."
-            )
-        return t.cast(ConversationStore, scope._stores[app])
+        return get_store(app)
+
+    def store_for(self, app: Flask) -> ConversationStore:
+        """The store this extension keeps the conversations of ``app`` in.
+
+        :param app: an application this extension was initialized on.
+        :raise KeyError: it was not initialized on ``app``.
+
+        .. versionadded:: 0.1
+        """
+        return self._stores[app]
+
+    # -- the request hooks -----------------------------------------------------
+
+    def commit_conversation(self, response: Response) -> Response:
+        """``after_request``: commit the request's changes, unless the
+        request failed with an unhandled exception.
+
+        :param response: the response.
+        """
+        state = peek_state()
+        if state is None or state.failed:
+            return response
+        try:
+            state.commit(response)
+        except ConversationStoreError as e:
+            # Raised here, Flask would turn any error into a 500: answer 503.
+            app = state.app
+            return app.make_response(app.handle_user_exception(e))
+        return response
+
+    def mark_failed(self, sender: Flask, exception: BaseException, **extra: t.Any) -> None:
+        """``got_request_exception``: nothing of this request is committed.
+
+        :param sender: the application.
+        :param exception: the unhandled exception.
+        :param extra: further arguments of the signal.
+        """
+        state = peek_state()
+        if state is not None:
+            state.failed = True
+
+    def release_conversation(self, exc: BaseException | None) -> None:
+        """``teardown_request``: always release the request's locks.
+
+        :param exc: the unhandled exception, if any.
+        """
+        state = pop_state()
+        if state is not None:
+            state.release()
 
     def conversations(self) -> list[ConversationInfo]:
         """The long-running conversations of the current namespace, most

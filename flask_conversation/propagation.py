@@ -1,9 +1,8 @@
-"""How the cid travels: read from a request, written into URLs, forms and
-response headers.
+"""How the cid travels: written into URLs and forms.
 
-Reading is cheap string work on the request (no session, no store). Writing
-asks the request's lifecycle for the cid to propagate, which resolves the
-conversation on first use.
+Reading it from a request is :func:`~.cid.read_cid`'s cheap string work.
+Writing it asks the request's state for the cid to propagate, which resolves
+the conversation on first use.
 """
 
 from __future__ import annotations
@@ -14,31 +13,11 @@ from flask import current_app
 from flask import has_request_context
 from flask import request
 from flask import url_for
-from flask.wrappers import Request
 from markupsafe import Markup
 
-
-def read_cid(request: Request, param: str, header: str) -> str | None:
-    """The cid a request names: the query string parameter ``param``, else
-    the form field ``param``, else the header ``header``. The first value of
-    a repeated parameter is used; an empty or blank value counts as absent.
-
-    :param request: the request to read.
-    :param param: the parameter and form field name (``CONVERSATION_PARAM``).
-    :param header: the header name (``CONVERSATION_HEADER``).
-    """
-    value = request.args.get(param)
-    if value is None or not value.strip():
-        # Only form bodies are parsed; other bodies are left unread.
-        value = request.form.get(param) if request.mimetype in _FORM_TYPES else None
-        if value is None or not value.strip():
-            value = request.headers.get(header)
-            if value is None or not value.strip():
-                return None
-    return value
-
-
-_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+from .cid import read_cid
+from .context import current_conversation
+from .context import get_state
 
 
 def request_names_cid() -> bool:
@@ -57,9 +36,6 @@ def current_cid() -> str | None:
     """
     if not has_request_context():
         return None
-    from .lifecycle import current_conversation
-    from .lifecycle import get_state
-
     current_conversation()  # reports an unknown cid on first use
     return get_state().cid_to_propagate()
 

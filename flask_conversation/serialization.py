@@ -59,7 +59,7 @@ class ConversationSerializer(TaggedJSONSerializer):
         :raise TypeError: a value of a type JSON does not carry.
         :raise ValueError: ``NaN`` or infinity.
         """
-        if not (_default_tags_only(self) and _is_plain(value, self.tags)):
+        if not (default_tags_only(self) and is_plain(value, self.tags)):
             value = self.tag(value)
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -69,7 +69,7 @@ class ConversationSerializer(TaggedJSONSerializer):
         :param value: the JSON text.
         """
         data = json.loads(value)
-        if _default_tags_only(self) and '" ' not in value and '"\\u0020' not in value:
+        if default_tags_only(self) and '" ' not in value and '"\\u0020' not in value:
             # Every default tag's key starts with a space, and no string of
             # the text does: there is nothing to untag, so skip the walk.
             return data
@@ -112,15 +112,23 @@ _PLAIN_SAFE_TAGS = frozenset(
 )
 
 
-def _default_tags_only(serializer: TaggedJSONSerializer) -> bool:
+def default_tags_only(serializer: TaggedJSONSerializer) -> bool:
+    """Whether ``serializer`` has only tags that leave plain JSON data as it
+    is, so that :func:`is_plain` data needs no tagging walk.
+
+    :param serializer: a tagged JSON serializer.
+    """
     return all(type(tag) in _PLAIN_SAFE_TAGS for tag in serializer.order)
 
 
-def _is_plain(value: t.Any, tags: t.Mapping[str, t.Any]) -> bool:
+def is_plain(value: t.Any, tags: t.Mapping[str, t.Any]) -> bool:
     """Whether tagging ``value`` would give back an equal structure: only
     exact JSON types, ``str`` keys, and no one-key dict whose key looks like
     a tag. Such data skips the tagging walk, which costs more than the JSON
     encoding itself.
+
+    :param value: the data.
+    :param tags: the serializer's tags by key.
     """
     kind = type(value)
     if kind is str or kind is int or kind is float or kind is bool or value is None:
@@ -128,9 +136,9 @@ def _is_plain(value: t.Any, tags: t.Mapping[str, t.Any]) -> bool:
     if kind is dict:
         if len(value) == 1 and next(iter(value)) in tags:
             return False
-        return all(type(k) is str and _is_plain(v, tags) for k, v in value.items())
+        return all(type(k) is str and is_plain(v, tags) for k, v in value.items())
     if kind is list:
-        return all(_is_plain(v, tags) for v in value)
+        return all(is_plain(v, tags) for v in value)
     return False
 
 

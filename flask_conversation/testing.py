@@ -10,10 +10,10 @@ from werkzeug.datastructures import Headers
 from werkzeug.formparser import parse_form_data
 from werkzeug.test import TestResponse
 
+from .cid import FORM_TYPES
+
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import WSGIEnvironment
-
-_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 class ConversationClient(FlaskClient):
@@ -124,7 +124,7 @@ def _form_values(environ: WSGIEnvironment, name: str) -> list[str]:
     """
     mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     stream = environ.get("wsgi.input")
-    if mimetype not in _FORM_TYPES or stream is None or not stream.seekable():
+    if mimetype not in FORM_TYPES or stream is None or not stream.seekable():
         return []
     position = stream.tell()
     try:

@@ -29,6 +29,7 @@ import json
 import threading
 import time
 import typing as t
+from importlib import resources
 
 from flask import current_app
 from flask import g
@@ -37,9 +38,8 @@ from flask_debugtoolbar.panels import DebugPanel
 from werkzeug import Request
 from werkzeug import Response
 
+from .context import peek_state
 from .extension import ConversationScope
-from .lifecycle import commit_conversation
-from .lifecycle import peek_state
 from .stores.base import ConversationStore
 
 #: The store methods whose calls the panel records. Composite methods
@@ -61,6 +61,8 @@ RECORDED_METHODS = (
 
 _G_KEY = "_flask_conversation_toolbar_calls"
 _install_lock = threading.Lock()
+#: Set on the wrappers :func:`instrument` installs.
+_RECORDING = "conversation_toolbar_recording"
 
 
 @dataclasses.dataclass
@@ -136,11 +138,11 @@ def instrument(store: ConversationStore) -> None:
     :param store: the application's store.
     """
     with _install_lock:
-        if getattr(store, "_toolbar_instrumented", False):
+        # The wrappers are this module's own functions: they mark the store.
+        if getattr(store.load, _RECORDING, False):
             return
         for name in RECORDED_METHODS:
             setattr(store, name, _recording(name, getattr(store, name)))
-        store._toolbar_instrumented = True  # type: ignore[attr-defined]
 
 
 def _recording(name: str, method: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
@@ -151,6 +153,7 @@ def _recording(name: str, method: t.Callable[..., t.Any]) -> t.Callable[..., t.A
             return method(*args, **kwargs)
         return recorder.record(name, method, args, kwargs)
 
+    setattr(wrapper, _RECORDING, True)
     return wrapper
 
 
@@ -181,69 +184,18 @@ class _Snapshot:
     stack: list[_Level] = dataclasses.field(default_factory=list)
 
 
-TEMPLATE = """\
-{% if not snap.used %}
-<p>This request did not use the conversation: no session or store access.</p>
-{% else %}
-<h4>Current conversation</h4>
-<table>
-  <tbody>
-    <tr class="flDebugOdd"><th>id</th><td>{{ snap.id or "None (temporary)" }}</td></tr>
-    <tr class="flDebugEven"><th>long_running</th><td>{{ snap.long_running }}</td></tr>
-    <tr class="flDebugOdd"><th>nested</th><td>{{ snap.nested }}</td></tr>
-    <tr class="flDebugEven"><th>description</th><td>{{ snap.description or "" }}</td></tr>
-    <tr class="flDebugOdd"><th>timeout</th><td>{{ snap.timeout }}</td></tr>
-    <tr class="flDebugEven"><th>namespace</th><td>{{ snap.namespace or "" }}</td></tr>
-    <tr class="flDebugOdd"><th>cid propagated</th><td>{{ snap.propagated or "" }}</td></tr>
-    {% if snap.missing %}
-    <tr class="flDebugEven"><th>unknown cid</th><td>{{ snap.missing }}</td></tr>
-    {% endif %}
-  </tbody>
-</table>
-{% if snap.stack %}
-<h4>Stack</h4>
-<p class="conversation-breadcrumbs">
-  {% for level in snap.stack %}{{ level.description or level.id }}{% if not loop.last %}
-  &rsaquo; {% endif %}{% endfor %}
-</p>
-<table>
-  <thead><tr><th>depth</th><th>id</th><th>description</th><th>timeout</th>
-  <th>own data</th></tr></thead>
-  <tbody>
-  {% for level in snap.stack %}
-    <tr class="{{ loop.cycle('flDebugOdd', 'flDebugEven') }}">
-      <td>{{ loop.index0 }}</td><td>{{ level.id }}</td><td>{{ level.description or "" }}</td>
-      <td>{{ level.timeout }}</td><td><pre>{{ level.own }}</pre></td>
-    </tr>
-  {% endfor %}
-  </tbody>
-</table>
-{% endif %}
-<h4>Data</h4>
-<pre class="conversation-data">{{ snap.data }}</pre>
-{% endif %}
-<h4>Store</h4>
-<p>{{ store_name }}: {{ calls|length }} calls, {{ round_trips }} round trips,
-lock wait {{ "%.2f"|format(lock_wait * 1000) }} ms.</p>
-{% if not committed and snap.used %}
-<p>The toolbar was drawn before the conversation was committed: initialize
-DebugToolbarExtension before ConversationScope to see the commit here.</p>
-{% endif %}
-{% if calls %}
-<table>
-  <thead><tr><th>method</th><th>arguments</th><th>ms</th></tr></thead>
-  <tbody>
-  {% for call in calls %}
-    <tr class="{{ loop.cycle('flDebugOdd', 'flDebugEven') }}">
-      <td class="store-method">{{ "\u2003" * call.depth }}{{ call.method }}</td>
-      <td>{{ call.args }}</td>
-      <td>{{ "%.3f"|format(call.duration * 1000) }}</td>
-    </tr>
-  {% endfor %}
-  </tbody>
-</table>
-{% endif %}
-"""
+#: The panel's template, shipped with the package.
+TEMPLATE = "templates/conversation_panel.html"
+
+
+@functools.cache
+def panel_template() -> str:
+    """The source of the panel's template, read once from the package.
+
+    The toolbar renders it in its own template environment, whose loader
+    knows only the toolbar's templates.
+    """
+    return resources.files("flask_conversation").joinpath(TEMPLATE).read_text("utf-8")
 
 
 class ConversationPanel(DebugPanel):
@@ -291,7 +243,8 @@ class ConversationPanel(DebugPanel):
         state = peek_state()
         if state is None:
             return
-        self.committed = _commit_runs_first(current_app._get_current_object())  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self.committed = _commit_runs_first(app, app.extensions["conversation"])
         conv = state.current
         header = current_app.config.get("CONVERSATION_HEADER", "X-Conversation-Id")
         self.snapshot = _Snapshot(
@@ -301,11 +254,13 @@ class ConversationPanel(DebugPanel):
             nested=conv.nested,
             description=conv.description,
             timeout=str(conv.timeout),
-            namespace=state._namespace,
+            namespace=state.known_namespace,
             missing=state.missing,
             propagated=response.headers.get(header) or state.cid_to_propagate(),
             data=_json(dict(conv)),
-            stack=[_Level(c.id, c.description, str(c.timeout), _json(c._data)) for c in conv.stack]
+            stack=[
+                _Level(c.id, c.description, str(c.timeout), _json(c.own_data)) for c in conv.stack
+            ]
             if conv.long_running
             else [],
         )
@@ -353,7 +308,7 @@ class ConversationPanel(DebugPanel):
         return ""
 
     def content(self) -> str:
-        template = self.jinja_env.from_string(TEMPLATE)
+        template = self.jinja_env.from_string(panel_template())
         return template.render(
             snap=self.snapshot,
             calls=self.calls,
@@ -376,7 +331,7 @@ def _subtree_size(calls: list[StoreCall], index: int) -> int:
     return size
 
 
-def _commit_runs_first(app: t.Any) -> bool:
+def _commit_runs_first(app: t.Any, scope: ConversationScope) -> bool:
     # Flask runs after_request functions last registered first: the commit
     # precedes the toolbar's drawing if it was registered after it.
     funcs = list(app.after_request_funcs.get(None, ()))
@@ -386,6 +341,8 @@ def _commit_runs_first(app: t.Any) -> bool:
         if getattr(f, "__name__", "") == "process_response"
         and type(getattr(f, "__self__", None)).__name__ == "DebugToolbarExtension"
     ]
-    if commit_conversation not in funcs or not toolbar:
+    # Bound methods compare equal when bound to the same instance.
+    commit = scope.commit_conversation
+    if commit not in funcs or not toolbar:
         return True
-    return funcs.index(commit_conversation) > toolbar[0]
+    return funcs.index(commit) > toolbar[0]

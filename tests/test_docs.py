@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 import flask_conversation
-from flask_conversation.extension import DEFAULTS
+from flask_conversation.config import DEFAULTS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p for p in DOCS.glob("*.rst"))
@@ -79,7 +79,7 @@ def parse(path: Path) -> list[Block]:
         code = textwrap.dedent("\n".join(body)).strip("\n") + "\n"
         name, arg = m["name"], m["arg"]
         if name == "hidden-code" or arg in ("python", "python3", "py"):
-            blocks.append(Block("python", start + 1, code))
+            blocks.append(Block("python", start + 1, code, options.get("caption")))
         elif arg == "html+jinja" and options.get("caption", "").startswith("templates/"):
             blocks.append(Block("template", start + 1, code, options["caption"][10:]))
     return blocks
@@ -151,6 +151,43 @@ def test_every_public_name_is_documented() -> None:
         "SQLAlchemyStore",
         "ConversationClient",
     } <= documented
+
+
+def test_installation_matches_setup_cfg() -> None:
+    """The installation page names the versions ``setup.cfg`` requires and
+    explains every extra it defines.
+    """
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(DOCS.parent / "setup.cfg", encoding="utf-8")
+    text = (DOCS / "installation.rst").read_text(encoding="utf-8")
+    python = setup["options"]["python_requires"].removeprefix(">=")
+    flask = re.search(r"^flask>=([\d.]+)$", setup["options"]["install_requires"], re.M)
+    assert flask is not None
+    assert f"Python {python} or newer and Flask {flask[1]} or newer" in " ".join(text.split())
+    extras = [name for name in setup["options.extras_require"]]
+    documented = re.findall(r"^    \*   - ``(\w+)``$", text, re.M)
+    assert documented == extras
+    # Not on the package index: every pip command names a checkout or the repository.
+    for command in re.findall(r"\$ pip install (.*)", text):
+        assert command.startswith(("-e ", '"flask-conversation')), command
+        assert "-e " in command or "git+" in command, command
+
+
+def test_project_links_exist() -> None:
+    """The sidebar links only to pages that exist: the package is not on
+    the package index.
+    """
+    import importlib.util
+
+    pytest.importorskip("pallets_sphinx_themes")
+    spec = importlib.util.spec_from_file_location("docs_conf", DOCS / "conf.py")
+    assert spec is not None and spec.loader is not None
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    urls = [link.url for link in conf.html_context["project_links"]]
+    assert urls == ["https://flask.palletsprojects.com/"]
 
 
 def test_docs_build_without_warnings(tmp_path: Path) -> None:

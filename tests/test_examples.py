@@ -100,7 +100,7 @@ def test_search_and_hotel_pages(tab: Tab) -> None:
 def test_unknown_hotel_begins_nothing(tab: Tab) -> None:
     assert tab.post("/hotels/99/book").status_code == 404
     assert tab.cid is None
-    assert "None yet" in tab.get("/").text
+    assert "None open right now" in tab.get("/").text
 
 
 def test_book_begins_described_conversation(tab: Tab) -> None:
@@ -148,11 +148,48 @@ def test_two_tabs_two_bookings(tab: Tab) -> None:
     assert rv_a.status_code == rv_b.status_code == 200
     assert text_of(rv_a.text, "hotel-name") == "Harbour View, Lisbon"
     assert text_of(rv_a.text, "check-in") == day(30)
-    assert text_of(rv_a.text, "room") == "River view double, breakfast included"
+    assert text_of(rv_a.text, "room") == "River view double, Two single beds, breakfast included"
     assert text_of(rv_b.text, "hotel-name") == "Alpine Lodge, Innsbruck"
     assert text_of(rv_b.text, "check-in") == day(60)
-    assert text_of(rv_b.text, "room") == "Loft for four"
+    assert text_of(rv_b.text, "room") == "Loft for four, One double bed"
     assert text_of(rv_a.text, "total") == f"€{3 * (145 + 2 * 15)}"
+
+
+def sidebar(html: str) -> list[str]:
+    """The open bookings in the sidebar, in order, nested choices indented."""
+    match = re.search(r'<ul class="open-bookings">(.*?)</ul>', html, re.S)
+    assert match is not None
+    links = re.findall(r'<a (?:class="sub" )?href="[^"]*">([^<]*)</a>', match.group(1))
+    return [" ".join(link.split()) for link in links]
+
+
+def test_sidebar_keeps_the_order_bookings_were_begun_in(tab: Tab) -> None:
+    other = tab.new_tab()
+    start_booking(tab, 1)
+    start_booking(other, 3)
+    third = tab.new_tab()
+    start_booking(third, 2)
+    order = ["Booking: Harbour View", "Booking: Canal House", "Booking: Alpine Lodge"]
+    # Using a booking makes it the most recently used; the sidebar stays put.
+    for page in (tab, other, third, other, tab):
+        assert sidebar(page.get("/booking").text) == order
+    other.post("/booking/room")
+    assert sidebar(tab.get("/").text) == [*order[:2], "↳ Choosing a room", order[2]]
+    choose_room(tab, "standard")
+    assert sidebar(other.get("/booking/rooms").text) == [*order[:2], "↳ Choosing a room", order[2]]
+
+
+def test_sidebar_after_confirmed_bookings(tab: Tab) -> None:
+    assert "None open right now" in tab.get("/").text
+    for hotel, room in ((1, "standard"), (4, "triple")):
+        start_booking(tab, hotel, guests=2)
+        choose_room(tab, room)
+        page = tab.post("/booking/confirm", follow_redirects=True).text
+        assert "Booking confirmed" in page
+    page = tab.get("/").text
+    assert sidebar(page) == []
+    assert "None open right now. Pick a hotel and press <em>Book</em> to" in page
+    assert "None yet" not in page
 
 
 def test_confirmation_is_shown_once(tab: Tab) -> None:
@@ -167,7 +204,7 @@ def test_confirmation_is_shown_once(tab: Tab) -> None:
     assert back.status_code == 404 and "This booking is closed" in back.text
     double = tab.post("/booking/confirm", data={"cid": cid})
     assert double.status_code == 404 and "This booking is closed" in double.text
-    assert "None yet" in tab.get("/").text
+    assert "None open right now" in tab.get("/").text
 
 
 def test_confirm_needs_a_room(tab: Tab) -> None:
@@ -237,7 +274,7 @@ def test_cancel_from_nested_choice_ends_the_stack(tab: Tab) -> None:
     child = tab.cid
     rv = tab.post("/booking/cancel", follow_redirects=True)
     assert "Booking: Alpine Lodge was cancelled." in rv.text
-    assert "None yet" in rv.text and tab.cid is None
+    assert "None open right now" in rv.text and tab.cid is None
     assert tab.get(f"/booking?cid={root}").status_code == 404
     assert tab.get(f"/booking/rooms?cid={child}").status_code == 404
 

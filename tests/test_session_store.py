@@ -100,8 +100,8 @@ def test_cookie_guard_bound_is_never_below_the_real_value() -> None:
 
     from flask import session
 
-    from flask_conversation.stores.session import _json_bound
-    from flask_conversation.stores.session import _value_bound
+    from flask_conversation.stores.cookie_size import json_bound
+    from flask_conversation.stores.cookie_size import value_bound
     from flask_conversation.stores.session import SESSION_KEY
 
     app = Flask(__name__)
@@ -140,15 +140,15 @@ def test_cookie_guard_bound_is_never_below_the_real_value() -> None:
             current[rng.choice(texts) + "k"] = rng.choice(extras)
         with app.test_request_context():
             session.update(current)
-            bound = _value_bound(app, interface, session, all_ns)
+            bound = value_bound(app, interface, session, SESSION_KEY, all_ns)
             serializer = interface.get_signing_serializer(app)
             assert serializer is not None and bound is not None
             candidate = {**current, SESSION_KEY: all_ns}
             real = len(serializer.dumps(candidate))
-            json_bound = _json_bound(app, interface, session, all_ns)
+            bound_of_json = json_bound(app, interface, session, SESSION_KEY, all_ns)
             real_json = len(interface.serializer.dumps(candidate).encode())
         assert real <= bound
-        assert json_bound is not None and real_json <= json_bound
+        assert bound_of_json is not None and real_json <= bound_of_json
         compared += 1
     assert compared == 300
 
@@ -162,7 +162,7 @@ def test_cookie_guard_overhead_follows_the_cookie_settings() -> None:
 
     from flask import session
 
-    from flask_conversation.stores.session import _cookie_overhead
+    from flask_conversation.stores.cookie_size import cookie_overhead
 
     app = Flask(__name__)
     app.config.update(SECRET_KEY="test")
@@ -173,7 +173,7 @@ def test_cookie_guard_overhead_follows_the_cookie_settings() -> None:
     def index() -> str:
         session["x"] = "v" * 40
         session.permanent = app.config["TEST_PERMANENT"]
-        return str(_cookie_overhead(app, app.session_interface, cache))
+        return str(cookie_overhead(app, app.session_interface, cache))
 
     variants: list[dict[str, t.Any]] = [
         {"TEST_PERMANENT": False},

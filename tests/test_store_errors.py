@@ -13,8 +13,8 @@ from conftest import counter_app
 from flask_conversation import conversation
 from flask_conversation import ConversationStoreError
 from flask_conversation.stores import MemoryStore
-from flask_conversation.stores.base import CommitBatch
-from flask_conversation.stores.base import Destroyed
+from flask_conversation.stores.records import CommitBatch
+from flask_conversation.stores.records import Destroyed
 from flask_conversation.testing import ConversationClient
 
 

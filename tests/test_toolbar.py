@@ -195,3 +195,17 @@ def test_package_does_not_need_the_toolbar() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_panel_template_is_a_file_of_the_package() -> None:
+    """The panel's HTML is a template file shipped with the package (as
+    package data), and the panel renders it.
+    """
+    from importlib import resources
+
+    from flask_conversation import toolbar
+
+    path = resources.files("flask_conversation").joinpath(toolbar.TEMPLATE)
+    assert path.is_file()
+    assert toolbar.panel_template() == path.read_text("utf-8")
+    assert "<h4>Store</h4>" in toolbar.panel_template()

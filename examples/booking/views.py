@@ -246,7 +246,9 @@ def confirmation() -> str | Response:
     if "reference" not in conversation:
         return redirect(url_for("booking.index"))
     hotel = booked_hotel()
-    return render_template("confirmation.html", hotel=hotel, booking=dict(conversation))
+    return render_template(
+        "confirmation.html", hotel=hotel, booking=dict(conversation), beds=BEDS
+    )
 
 
 @bp.post("/booking/cancel")

@@ -9,20 +9,24 @@ composite operations the extension calls per request,
 :meth:`~ConversationStore.acquire` and :meth:`~ConversationStore.commit`, have
 default implementations built on those; a store overrides them only to save
 round trips. Stores never look at the request.
+
+The records and batches they exchange are in :mod:`.records`; the commit
+rules they share are in :mod:`.rules`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 import time
 import typing as t
-from datetime import datetime
-from datetime import timezone
 
 from ..errors import BusyConversation
 from ..serialization import ConversationSerializer
 from ..serialization import Serializer
+from .records import Acquired
+from .records import CommitBatch
+from .records import ConversationRecord
+from .records import Destroyed
+from .rules import plan_commit
 
 
 def system_clock() -> float:
@@ -30,267 +34,6 @@ def system_clock() -> float:
     so that tools which patch :func:`time.time` take effect.
     """
     return time.time()
-
-
-@dataclasses.dataclass
-class ConversationRecord:
-    """One long-running conversation as a store keeps it.
-
-    :param id: the conversation id, unique in its namespace.
-    :param namespace: the namespace the conversation lives in.
-    :param parent_id: the parent's id, ``None`` for a root.
-    :param root_id: the id of the root of its stack (its own id for a root);
-        the stack's lock is keyed by it.
-    :param depth: ``0`` for a root, the parent's depth + 1 for a child.
-    :param data: the conversation's own data, serialized by the store's
-        :attr:`~ConversationStore.serializer`.
-    :param description: optional text shown in listings.
-    :param timeout: inactivity timeout in seconds.
-    :param created_at: when it began, seconds since the epoch.
-    :param last_access: when a request last used it, seconds since the epoch.
-    :param ended: ``True`` for a conversation that ended in a request that
-        redirected with its cid: it is kept for exactly one more request.
-    """
-
-    id: str
-    namespace: str
-    parent_id: str | None
-    root_id: str
-    depth: int
-    data: str
-    description: str | None
-    timeout: float
-    created_at: float
-    last_access: float
-    ended: bool = False
-
-    @property
-    def expires_at(self) -> float:
-        """When the record expires unless it is used again."""
-        return self.last_access + self.timeout
-
-    def to_dict(self) -> dict[str, t.Any]:
-        """A compact, JSON-compatible form without the id and namespace,
-        which stores keep in the key. :meth:`from_dict` reverses it.
-        """
-        rv: dict[str, t.Any] = {
-            "d": self.data,
-            "t": self.timeout,
-            "c": self.created_at,
-            "a": self.last_access,
-        }
-        if self.parent_id is not None:
-            rv["p"] = self.parent_id
-            rv["r"] = self.root_id
-            rv["h"] = self.depth
-        if self.description is not None:
-            rv["n"] = self.description
-        if self.ended:
-            rv["e"] = 1
-        return rv
-
-    @classmethod
-    def from_dict(cls, namespace: str, cid: str, d: dict[str, t.Any]) -> ConversationRecord:
-        """Rebuild a record from :meth:`to_dict`'s output.
-
-        :param namespace: the namespace the record was found in.
-        :param cid: the conversation id the record was found under.
-        :param d: the compact form.
-        """
-        return cls(
-            id=cid,
-            namespace=namespace,
-            parent_id=d.get("p"),
-            root_id=d.get("r", cid),
-            depth=d.get("h", 0),
-            data=d["d"],
-            description=d.get("n"),
-            timeout=d["t"],
-            created_at=d["c"],
-            last_access=d["a"],
-            ended=bool(d.get("e")),
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class ConversationInfo:
-    """A read-only summary of a long-running conversation, as listed by
-    :meth:`~flask_conversation.ConversationScope.conversations`.
-
-    :param id: the conversation id.
-    :param description: the description given at :meth:`begin` or later.
-    :param parent_id: the parent's id, ``None`` for a root.
-    :param depth: ``0`` for a root.
-    :param created_at: when it began (timezone-aware UTC).
-    :param last_access: when a request last used it (timezone-aware UTC).
-    :param expires_at: when it expires unless used (timezone-aware UTC).
-    :param size: bytes of serialized data.
-    """
-
-    id: str
-    description: str | None
-    parent_id: str | None
-    depth: int
-    created_at: datetime
-    last_access: datetime
-    expires_at: datetime
-    size: int
-
-    @classmethod
-    def from_record(cls, record: ConversationRecord) -> ConversationInfo:
-        """Summarize a record.
-
-        :param record: the stored record.
-        """
-
-        def utc(ts: float) -> datetime:
-            return datetime.fromtimestamp(ts, timezone.utc)
-
-        return cls(
-            id=record.id,
-            description=record.description,
-            parent_id=record.parent_id,
-            depth=record.depth,
-            created_at=utc(record.created_at),
-            last_access=utc(record.last_access),
-            expires_at=utc(record.expires_at),
-            size=len(record.data.encode()),
-        )
-
-
-@dataclasses.dataclass
-class Acquired:
-    """The result of :meth:`ConversationStore.acquire`: the stack's lock and
-    the conversation's chain.
-
-    :param root_id: the id the lock is keyed by.
-    :param token: the lock owner's token, passed back to unlock.
-    :param chain: the records from the root down to the requested one;
-        empty when :meth:`ConversationStore.claim` locked an id that does
-        not exist yet.
-    :param listing: optional, for a store that read the namespace's
-        conversations in the same call (each round trip counts): called
-        with the current time, returns a summary of every conversation of
-        the namespace, as it was when the lock was taken, that is not
-        ended and does not expire by then; or ``None`` if it cannot. A
-        request that lists its namespace
-        (:meth:`~flask_conversation.ConversationScope.conversations`) uses
-        it instead of :meth:`ConversationStore.list_namespace`.
-    """
-
-    root_id: str
-    token: str
-    chain: list[ConversationRecord]
-    listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
-
-
-@dataclasses.dataclass
-class CommitBatch:
-    """Everything one request changes in one namespace, applied at once.
-
-    :param saves: records to write (new, changed or renewed).
-    :param deletes: ids to delete, each with the reason reported for it and
-        for each of its descendants, which are deleted with it. A reason of
-        ``None`` deletes silently (a consumed one-request survivor).
-    :param unlock: stack locks to release afterwards, ``root_id -> token``.
-    :param max_count: the most long-running conversations the namespace may
-        hold; whole least recently used stacks are evicted to fit.
-    :param keep_roots: stacks this request works in, never evicted.
-    """
-
-    saves: list[ConversationRecord] = dataclasses.field(default_factory=list)
-    deletes: dict[str, str | None] = dataclasses.field(default_factory=dict)
-    unlock: dict[str, str] = dataclasses.field(default_factory=dict)
-    max_count: int = 32
-    keep_roots: set[str] = dataclasses.field(default_factory=set)
-
-    def __bool__(self) -> bool:
-        return bool(self.saves or self.deletes or self.unlock)
-
-
-#: ``(cid, reason)`` pairs of the records a commit removed and reports.
-Destroyed = list[tuple[str, str]]
-
-
-@dataclasses.dataclass
-class Plan:
-    """What :func:`plan_commit` decided: the ids to delete and the records
-    to write, and what to report.
-    """
-
-    delete: list[str]
-    save: list[ConversationRecord]
-    destroyed: Destroyed
-
-
-def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now: float) -> Plan:
-    """Decide how a batch applies to the records a namespace holds: drop
-    expired records, delete ended subtrees, then evict least recently used
-    stacks until the namespace fits ``batch.max_count``.
-
-    A pure function, so that every store shares the same rules.
-
-    :param stored: the records currently in the namespace.
-    :param batch: the request's changes.
-    :param now: the current time.
-    """
-    records = {r.id: r for r in stored}
-    saving = {r.id for r in batch.saves}
-    delete: list[str] = []
-    destroyed: Destroyed = []
-
-    def remove(cid: str, reason: str | None) -> None:
-        records.pop(cid, None)
-        delete.append(cid)
-        if reason is not None:
-            destroyed.append((cid, reason))
-
-    # A record held by this request is being renewed, so it cannot expire.
-    for r in list(records.values()):
-        if r.expires_at <= now and r.id not in saving:
-            remove(r.id, None if r.ended else "expired")
-
-    children: dict[str, list[str]] = {}
-    for r in [*records.values(), *batch.saves]:
-        if r.parent_id is not None:
-            children.setdefault(r.parent_id, []).append(r.id)
-
-    for cid, reason in batch.deletes.items():
-        pending = [cid]
-        while pending:
-            current = pending.pop()
-            pending.extend(children.pop(current, ()))
-            if current in records or current in saving:
-                is_tombstone = current in records and records[current].ended
-                remove(current, None if is_tombstone else reason)
-
-    for r in batch.saves:
-        records[r.id] = r
-
-    live = [r for r in records.values() if not r.ended]
-    excess = len(live) - batch.max_count
-    if excess > 0:
-        stacks: dict[str, list[ConversationRecord]] = {}
-        for r in live:
-            stacks.setdefault(r.root_id, []).append(r)
-        # Stacks used at the same time go by root id, so that the outcome
-        # does not depend on the order in which a store lists records.
-        by_age = sorted(
-            (s for root, s in stacks.items() if root not in batch.keep_roots),
-            key=lambda s: (max(r.last_access for r in s), s[0].root_id),
-        )
-        for stack in by_age:
-            if excess <= 0:
-                break
-            for r in stack:
-                remove(r.id, "evicted")
-            excess -= len(stack)
-
-    return Plan(
-        delete=delete,
-        save=[r for r in batch.saves if r.id in records],
-        destroyed=destroyed,
-    )
 
 
 class ConversationStore:
@@ -491,10 +234,8 @@ class ConversationStore:
             self.unlock(namespace, cid, token)
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
-        """Apply one request's changes, then release its locks. Records of
-        the batch's stacks cannot change meanwhile (their locks are held);
-        other stacks of the namespace can, so the rules run against the
-        namespace as it is now, not as it was when the request began.
+        """Apply one request's changes with :meth:`apply_batch`, then
+        release its locks, also when applying fails.
 
         :param namespace: the namespace the changes belong to.
         :param batch: the changes.
@@ -502,16 +243,34 @@ class ConversationStore:
         """
         try:
             if batch.saves or batch.deletes:
-                plan = plan_commit(self.list_namespace(namespace), batch, self.clock())
-                for cid in plan.delete:
-                    self.delete(namespace, cid)
-                for record in plan.save:
-                    self.save(record)
-                return plan.destroyed
+                return self.apply_batch(namespace, batch)
             return []
         finally:
             for root_id, token in batch.unlock.items():
                 self.unlock(namespace, root_id, token)
+
+    def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
+        """Apply the changes of a batch that saves or deletes something,
+        without touching its locks; :meth:`commit` releases them. Records of
+        the batch's stacks cannot change meanwhile (their locks are held);
+        other stacks of the namespace can, so the rules run against the
+        namespace as it is now, not as it was when the request began. A
+        store overrides this, rather than :meth:`commit`, to apply a batch
+        in fewer round trips.
+
+        :param namespace: the namespace the changes belong to.
+        :param batch: the changes, with :attr:`~CommitBatch.saves` or
+            :attr:`~CommitBatch.deletes`.
+        :return: the records removed, with their reasons, for the signals.
+
+        .. versionadded:: 0.1
+        """
+        plan = plan_commit(self.list_namespace(namespace), batch, self.clock())
+        for cid in plan.delete:
+            self.delete(namespace, cid)
+        for record in plan.save:
+            self.save(record)
+        return plan.destroyed
 
     def purge(self) -> int | None:
         """Remove expired records of every namespace.
@@ -530,48 +289,3 @@ class ConversationStore:
                     self.delete(namespace, record.id)
                     removed += 1
         return removed
-
-
-class LocalLocks:
-    """Stack locks for one process: one :class:`threading.Condition` per
-    held ``(namespace, root_id)``, created on demand and dropped when free,
-    so the table never grows past the number of stacks in use.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._owners: dict[tuple[str, str], str] = {}
-        self._counter = 0
-
-    def acquire(self, namespace: str, root_id: str, timeout: float) -> str | None:
-        """Take the lock, waiting up to ``timeout`` seconds.
-
-        :param namespace: the namespace of the stack.
-        :param root_id: the id of the stack's root.
-        :param timeout: seconds to wait.
-        :return: an owner token, or ``None`` on timeout.
-        """
-        key = (namespace, root_id)
-        with self._cond:
-            if not self._cond.wait_for(lambda: key not in self._owners, timeout):
-                return None
-            self._counter += 1
-            token = str(self._counter)
-            self._owners[key] = token
-            return token
-
-    def release(self, namespace: str, root_id: str, token: str) -> None:
-        """Release the lock if ``token`` owns it.
-
-        :param namespace: the namespace of the stack.
-        :param root_id: the id of the stack's root.
-        :param token: the token :meth:`acquire` returned.
-        """
-        key = (namespace, root_id)
-        with self._cond:
-            if self._owners.get(key) == token:
-                del self._owners[key]
-                self._cond.notify_all()
-
-    def __len__(self) -> int:
-        return len(self._owners)

@@ -7,12 +7,13 @@ import typing as t
 from collections import OrderedDict
 
 from ..serialization import Serializer
-from .base import CommitBatch
-from .base import ConversationRecord
 from .base import ConversationStore
-from .base import Destroyed
-from .base import LocalLocks
 from .base import system_clock
+from .locks import LocalLocks
+from .records import CommitBatch
+from .records import ConversationRecord
+from .records import Destroyed
+from .rules import only_saves
 
 
 class MemoryStore(ConversationStore):
@@ -95,20 +96,22 @@ class MemoryStore(ConversationStore):
                 _copy(self._records[(namespace, cid)]) for cid in self._index.get(namespace, ())
             ]
 
-    def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
-        # The common request only renews or adds records: when nothing of
-        # the namespace can have expired, nothing is deleted and the
-        # namespace cannot exceed max_count, plan_commit would just save the
-        # batch, so skip copying the whole namespace to find that out.
-        if batch.saves and not batch.deletes and self._nothing_to_plan(namespace, batch):
-            try:
-                for record in batch.saves:
-                    self.save(record)
-                return []
-            finally:
-                for root_id, token in batch.unlock.items():
-                    self.unlock(namespace, root_id, token)
-        destroyed = super().commit(namespace, batch)
+    def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
+        # The common request only renews or adds records: when the rules
+        # would just save the batch, skip copying the whole namespace to
+        # find that out.
+        with self._mutex:
+            fast = only_saves(
+                batch,
+                self._index.get(namespace, set()),
+                self._earliest.get(namespace, float("inf")),
+                self.clock(),
+            )
+        if fast:
+            for record in batch.saves:
+                self.save(record)
+            return []
+        destroyed = super().apply_batch(namespace, batch)
         with self._mutex:
             ids = self._index.get(namespace, ())
             if ids:
@@ -116,14 +119,6 @@ class MemoryStore(ConversationStore):
                     self._records[(namespace, cid)].expires_at for cid in ids
                 )
         return destroyed
-
-    def _nothing_to_plan(self, namespace: str, batch: CommitBatch) -> bool:
-        with self._mutex:
-            ids = self._index.get(namespace, set())
-            if self._earliest.get(namespace, float("inf")) <= self.clock():
-                return False
-            new = sum(1 for r in batch.saves if r.id not in ids)
-            return len(ids) + new <= batch.max_count
 
     def namespaces(self) -> dict[str, int]:
         with self._mutex:

@@ -39,13 +39,13 @@ from datetime import timezone
 from ..errors import BusyConversation
 from ..errors import ConversationStoreError
 from ..serialization import Serializer
-from .base import Acquired
-from .base import CommitBatch
-from .base import ConversationInfo
-from .base import ConversationRecord
 from .base import ConversationStore
-from .base import Destroyed
 from .base import system_clock
+from .records import Acquired
+from .records import CommitBatch
+from .records import ConversationInfo
+from .records import ConversationRecord
+from .records import Destroyed
 
 if t.TYPE_CHECKING:  # pragma: no cover
     import redis

@@ -22,10 +22,10 @@ from flask_conversation import conversation
 from flask_conversation import ConversationScope
 from flask_conversation import end_conversation
 from flask_conversation.stores import ConversationStore
-from flask_conversation.stores.base import Acquired
-from flask_conversation.stores.base import CommitBatch
-from flask_conversation.stores.base import ConversationRecord
-from flask_conversation.stores.base import Destroyed
+from flask_conversation.stores.records import Acquired
+from flask_conversation.stores.records import CommitBatch
+from flask_conversation.stores.records import ConversationRecord
+from flask_conversation.stores.records import Destroyed
 
 #: The shape every cid that reaches a store must have (SPEC 3.1).
 CID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")

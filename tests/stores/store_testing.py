@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import FakeClock
 
-from flask_conversation.stores.base import ConversationRecord
+from flask_conversation.stores.records import ConversationRecord
 
 
 class Records:

@@ -25,7 +25,7 @@ from flask_conversation import BusyConversation
 from flask_conversation import conversation
 from flask_conversation import ConversationScope
 from flask_conversation import ConversationStoreError
-from flask_conversation.stores.base import CommitBatch
+from flask_conversation.stores.records import CommitBatch
 from flask_conversation.stores.redis import RedisStore
 from flask_conversation.stores.redis import shard_tag
 from flask_conversation.testing import ConversationClient

@@ -16,11 +16,11 @@ from conftest import FakeClock
 from flask import Flask
 from flask import session
 
-from flask_conversation.stores.base import CommitBatch
-from flask_conversation.stores.base import ConversationRecord
 from flask_conversation.stores.base import ConversationStore
-from flask_conversation.stores.base import Destroyed
 from flask_conversation.stores.memory import MemoryStore
+from flask_conversation.stores.records import CommitBatch
+from flask_conversation.stores.records import ConversationRecord
+from flask_conversation.stores.records import Destroyed
 from flask_conversation.stores.redis import RedisStore
 from flask_conversation.stores.session import SESSION_KEY
 from flask_conversation.stores.session import SessionStore
@@ -74,8 +74,8 @@ def kept(store: ConversationStore, namespace: str, now: float) -> list[tuple[str
 
 def test_memory_store() -> None:
     class Reference(MemoryStore):
-        def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
-            return ConversationStore.commit(self, namespace, batch)
+        def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
+            return ConversationStore.apply_batch(self, namespace, batch)
 
     rng = random.Random(1)
     for _ in range(100):

@@ -22,7 +22,7 @@ from conftest import FakeClock
 from flask_conversation import BusyConversation
 from flask_conversation import ConversationStoreError
 from flask_conversation.stores import SQLAlchemyStore
-from flask_conversation.stores.base import CommitBatch
+from flask_conversation.stores.records import CommitBatch
 from flask_conversation.stores.sql.statements import Statements
 from flask_conversation.stores.sql.tables import build_tables
 from flask_conversation.stores.sql.tables import namespace_key
@@ -298,7 +298,7 @@ CREATE = """
 import sys, time
 from pathlib import Path
 from flask_conversation.stores import SQLAlchemyStore
-from flask_conversation.stores.base import ConversationRecord
+from flask_conversation.stores.records import ConversationRecord
 
 url, meeting, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 store = SQLAlchemyStore(url)

@@ -13,9 +13,9 @@ from conftest import FakeClock
 
 from flask_conversation import BusyConversation
 from flask_conversation.stores import ConversationStore
-from flask_conversation.stores.base import CommitBatch
-from flask_conversation.stores.base import ConversationRecord
-from flask_conversation.stores.base import plan_commit
+from flask_conversation.stores.records import CommitBatch
+from flask_conversation.stores.records import ConversationRecord
+from flask_conversation.stores.rules import plan_commit
 from stores.store_testing import Records
 
 

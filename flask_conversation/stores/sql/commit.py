@@ -1,5 +1,5 @@
 """One request's commit as one transaction: check and release its leases,
-then apply the commit rules of :func:`~flask_conversation.stores.base.plan_commit`.
+then apply the commit rules of :func:`~flask_conversation.stores.rules.plan_commit`.
 
 Every transaction that writes records of a namespace first locks that
 namespace's row in ``<prefix>namespaces`` (leases, then the namespace, then
@@ -28,10 +28,10 @@ import typing as t
 
 import sqlalchemy as sa
 
-from ..base import CommitBatch
-from ..base import ConversationRecord
-from ..base import Destroyed
-from ..base import plan_commit
+from ..records import CommitBatch
+from ..records import ConversationRecord
+from ..records import Destroyed
+from ..rules import plan_commit
 from .rows import record_params
 from .rows import to_record
 from .statements import Statements

@@ -1,5 +1,5 @@
 """From rows to records and back: the columns of ``<prefix>records`` are
-the fields of a :class:`~flask_conversation.stores.base.ConversationRecord`,
+the fields of a :class:`~flask_conversation.stores.records.ConversationRecord`,
 plus its size and expiry, kept so that listings and the commit rules never
 read the data.
 """
@@ -7,11 +7,9 @@ read the data.
 from __future__ import annotations
 
 import typing as t
-from datetime import datetime
-from datetime import timezone
 
-from ..base import ConversationInfo
-from ..base import ConversationRecord
+from ..records import ConversationInfo
+from ..records import ConversationRecord
 
 
 def record_params(record: ConversationRecord, key: str) -> dict[str, t.Any]:
@@ -83,31 +81,20 @@ def live_chain(
     return chain
 
 
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
-
-
-def listing(rows: t.Sequence[t.Any]) -> t.Callable[[float], list[ConversationInfo]]:
-    """The listing of a namespace whose metadata came with a lock: called
+def listing(rows: t.Sequence[t.Any], namespace: str) -> t.Callable[[float], list[ConversationInfo]]:
+    """The listing of a namespace whose metadata came with a lease: called
     with the current time, the summaries of its live conversations.
 
     :param rows: the metadata rows of every conversation of the namespace.
+    :param namespace: the namespace.
     """
+    records = [(to_record(row, namespace, data=""), row.size) for row in rows]
 
     def at(now: float) -> list[ConversationInfo]:
         return [
-            ConversationInfo(
-                id=row.id,
-                description=row.description,
-                parent_id=row.parent_id,
-                depth=row.depth,
-                created_at=_utc(row.created_at),
-                last_access=_utc(row.last_access),
-                expires_at=_utc(row.expires_at),
-                size=row.size,
-            )
-            for row in rows
-            if not row.ended and row.expires_at > now
+            ConversationInfo.from_compact(r.id, r.to_dict(), size)
+            for r, size in records
+            if not r.ended and r.expires_at > now
         ]
 
     return at

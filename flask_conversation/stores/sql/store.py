@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from ...errors import BusyConversation
 from ...errors import ConversationStoreError
 from ...serialization import Serializer
-from ..base import Acquired
-from ..base import CommitBatch
-from ..base import ConversationRecord
 from ..base import ConversationStore
-from ..base import Destroyed
 from ..base import system_clock
+from ..records import Acquired
+from ..records import CommitBatch
+from ..records import ConversationRecord
+from ..records import Destroyed
 from . import commit
 from .database import Database
 from .database import store_error
@@ -119,7 +119,7 @@ class SQLAlchemyStore(ConversationStore):
     """
 
     #: While a namespace holds at most this many conversations, taking a
-    #: lease also reads their metadata (see :attr:`~.base.Acquired.listing`).
+    #: lease also reads their metadata (see :attr:`~.records.Acquired.listing`).
     listing_limit = 32
 
     #: How many namespaces one transaction of :meth:`purge` cleans up.
@@ -352,7 +352,7 @@ class SQLAlchemyStore(ConversationStore):
             population = held[0].population
             listed = None
             if population is None or population <= self.listing_limit:
-                listed = listing([row for row in rows if row.part == 2])
+                listed = listing([row for row in rows if row.part == 2], namespace)
             return Acquired(root, token, chain, listed)
 
         for _ in waits(timeout):
@@ -363,7 +363,7 @@ class SQLAlchemyStore(ConversationStore):
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
         """Check and release the batch's leases and apply the rules of
-        :func:`~.base.plan_commit`, in one transaction: usually three or four
+        :func:`~.rules.plan_commit`, in one transaction: usually three or four
         statements that do not read the namespace (see
         :mod:`~flask_conversation.stores.sql.commit`).
 

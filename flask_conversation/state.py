@@ -1,125 +1,55 @@
 """One request's conversation state: resolve it lazily, change it, commit
 it once, release it always.
 
-The :class:`RequestState` is created on first use of the conversation and
-kept on :data:`flask.g`. Everything a view changes is recorded on it; the
-``after_request`` hook turns that into one :class:`~.stores.base.CommitBatch`
-for the store, and ``teardown_request`` releases every lock, also after an
-error.
+The :class:`RequestState` is created on first use of the conversation (see
+:mod:`.context`) and kept on :data:`flask.g`. Everything a view changes is
+recorded on it; the extension's ``after_request`` method turns that into one
+:class:`~.stores.records.CommitBatch` for the store, and its
+``teardown_request`` method releases every lock, also after an error.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
-import re
 import secrets
 import typing as t
-from urllib.parse import parse_qsl
-from urllib.parse import urlencode
-from urllib.parse import urlsplit
-from urllib.parse import urlunsplit
 
-from flask import abort
-from flask import current_app
-from flask import flash
-from flask import g
-from flask import has_request_context
-from flask import redirect
 from flask import request
-from flask import session
-from flask import url_for
-from werkzeug.local import LocalProxy
-from werkzeug.wrappers import Response
 
+from .cid import check_cid
+from .cid import is_valid_cid
+from .cid import read_cid
+from .config import Settings
 from .conversation import Conversation
-from .conversation import to_seconds
 from .errors import BusyConversation
-from .errors import ContextNotActive
 from .errors import ConversationError
 from .errors import ConversationIdInUse
 from .errors import ConversationStateError
 from .errors import ConversationStoreError
-from .errors import NonexistentConversation
-from .propagation import read_cid
+from .namespaces import load_namespace
+from .namespaces import Scope
+from .redirects import Ended
+from .redirects import redirect_survivors
+from .redirects import report_missing
 from .serialization import dump_data
 from .signals import conversation_begun
 from .signals import conversation_destroyed
 from .signals import conversation_ended
-from .stores.base import Acquired
-from .stores.base import CommitBatch
-from .stores.base import ConversationInfo
-from .stores.base import ConversationRecord
+from .snapshots import record_of
+from .snapshots import survivor_of
+from .stores.records import Acquired
+from .stores.records import CommitBatch
+from .stores.records import ConversationInfo
+from .stores.records import ConversationRecord
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
-    from flask.ctx import _AppCtxGlobals
+    from werkzeug.wrappers import Response
 
-    from .extension import ConversationScope
     from .stores.base import ConversationStore
 
 logger = logging.getLogger("flask_conversation")
-
-_STATE = "_flask_conversation"
-#: Session key of the default namespace token.
-NAMESPACE_KEY = "_conversation_ns"
-#: What a cid, generated or natural, may look like: safe in URLs and as a key.
-CID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """The ``CONVERSATION_*`` configuration, read once per request that
-    uses the conversation, so that changes to ``app.config`` apply.
-    """
-
-    param: str
-    header: str
-    timeout: float
-    max_count: int
-    max_depth: int
-    max_size: int
-    lock_timeout: float
-    initial_state: t.Mapping[str, t.Any]
-    exclude: frozenset[str]
-    missing_redirect: str | None
-    missing_flash_message: str
-    missing_flash_category: str
-
-    @classmethod
-    def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
-        """Read the settings from an application's config.
-
-        :param config: the ``app.config`` mapping.
-        """
-        return cls(
-            param=config["CONVERSATION_PARAM"],
-            header=config["CONVERSATION_HEADER"],
-            timeout=to_seconds(config["CONVERSATION_TIMEOUT"], "CONVERSATION_TIMEOUT"),
-            max_count=config["CONVERSATION_MAX_COUNT"],
-            max_depth=config["CONVERSATION_MAX_DEPTH"],
-            max_size=config["CONVERSATION_MAX_SIZE"],
-            lock_timeout=to_seconds(
-                config["CONVERSATION_LOCK_TIMEOUT"], "CONVERSATION_LOCK_TIMEOUT"
-            ),
-            initial_state=config["CONVERSATION_INITIAL_STATE"] or {},
-            exclude=frozenset(config["CONVERSATION_EXCLUDE"] or ()),
-            missing_redirect=config["CONVERSATION_MISSING_REDIRECT"],
-            missing_flash_message=config["CONVERSATION_MISSING_FLASH_MESSAGE"],
-            missing_flash_category=config["CONVERSATION_MISSING_FLASH_CATEGORY"],
-        )
-
-
-@dataclasses.dataclass
-class _Ended:
-    """A conversation ended in this request, kept to decide at commit
-    whether it survives one more request.
-    """
-
-    cid: str
-    conversation: Conversation
-    before_redirect: bool
 
 
 class RequestState:
@@ -130,7 +60,7 @@ class RequestState:
     :param store: the application's store.
     """
 
-    def __init__(self, app: Flask, scope: ConversationScope, store: ConversationStore) -> None:
+    def __init__(self, app: Flask, scope: Scope, store: ConversationStore) -> None:
         self.app = app
         self.scope = scope
         self.store = store
@@ -142,13 +72,15 @@ class RequestState:
         self.locks: dict[str, str] = {}
         #: ids to delete at commit (with their descendants), with the reason
         self.deletes: dict[str, str | None] = {}
-        self.ended: list[_Ended] = []
+        self.ended: list[Ended] = []
         #: the cid the request named that was not live, until first reported
         self.missing: str | None = None
         #: the store's error while resolving, until first reported
         self.error: BusyConversation | ConversationStoreError | None = None
         #: set by ``got_request_exception``: commit nothing
         self.failed = False
+        #: whether the request named a cid, for the hint of a missing key
+        self.named_cid = False
         #: the namespace's listing the store returned with a lock, if any
         self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
         self.current = self._resolve()
@@ -167,34 +99,28 @@ class RequestState:
         )
 
     def namespace(self, create: bool = False) -> str | None:
-        """The namespace of this request, from ``namespace_loader`` or the
-        session token.
+        """The namespace of this request, looked up once: see
+        :func:`~.namespaces.load_namespace`.
 
         :param create: create the session token if there is none yet.
         """
         if self._namespace is None:
-            loader = self.scope._namespace_loader
-            if loader is not None:
-                ns = loader()
-                if ns is not None and not isinstance(ns, str):
-                    raise TypeError("namespace_loader must return a str or None.")
-                self._namespace = ns or None
-            else:
-                self._namespace = session.get(NAMESPACE_KEY)
-                if self._namespace is None and create:
-                    self._namespace = secrets.token_urlsafe(12)
-                    session[NAMESPACE_KEY] = self._namespace
-        if self._namespace is None and create:
-            raise ConversationError(
-                "namespace_loader returned no namespace: cannot begin a conversation."
-            )
+            self._namespace = load_namespace(self.scope.namespace_callback, create)
+        return self._namespace
+
+    @property
+    def known_namespace(self) -> str | None:
+        """The namespace if this request already looked it up; never looks
+        it up.
+        """
         return self._namespace
 
     def _resolve(self) -> Conversation:
         cid = read_cid(request, self.settings.param, self.settings.header)
         if cid is None:
             return self._temporary()
-        if CID_RE.fullmatch(cid) is None:
+        self.named_cid = True
+        if not is_valid_cid(cid):
             self.missing = cid
             return self._temporary()
         namespace = self.namespace()
@@ -240,17 +166,12 @@ class RequestState:
         return parent
 
     def report_missing(self) -> None:
-        """Raise, once, the error for a cid that named no live conversation:
-        :exc:`NonexistentConversation`, or a redirect with a flashed message
-        when ``CONVERSATION_MISSING_REDIRECT`` is set.
+        """Raise, once, the error for a cid that named no live conversation
+        (see :func:`~.redirects.report_missing`).
         """
         cid, self.missing = self.missing, None
-        if cid is None:
-            return
-        if self.settings.missing_redirect:
-            flash(self.settings.missing_flash_message, self.settings.missing_flash_category)
-            abort(redirect(url_for(self.settings.missing_redirect)))
-        raise NonexistentConversation(cid)
+        if cid is not None:
+            report_missing(cid, self.settings)
 
     # -- changing --------------------------------------------------------------
 
@@ -301,9 +222,8 @@ class RequestState:
             raise ConversationStateError(
                 "A long-running conversation is already active; use join=True or nested=True."
             )
-        if id is not None and (not isinstance(id, str) or CID_RE.fullmatch(id) is None):
-            raise ValueError(f"Invalid conversation id {id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
         if id is not None:
+            check_cid(id)
             # A new root with a natural id: lock it first, so that two
             # requests creating it see each other's.
             existing = self._find(id, claim=not conv.long_running)
@@ -330,22 +250,17 @@ class RequestState:
                     "Cannot begin another conversation: this stack alone holds"
                     f" CONVERSATION_MAX_COUNT ({self.settings.max_count})."
                 )
-            child = Conversation(
+            conv = Conversation(
                 self,
                 {},
-                timeout=conv._timeout if timeout is None else timeout,
+                timeout=conv.timeout_seconds if timeout is None else timeout,
+                id=new_id,
                 parent=conv,
                 description=description,
+                created_at=self.store.clock(),
             )
-            conv = child
         else:
-            if timeout is not None:
-                conv._timeout = timeout
-            if description is not None:
-                conv._description = description
-            conv._parent = None
-        conv._id = new_id
-        conv._created_at = self.store.clock()
+            conv.promote(new_id, self.store.clock(), timeout=timeout, description=description)
         self.active[new_id] = conv
         self.current = conv
         conversation_begun.send(self.app, conversation=conv)
@@ -363,7 +278,7 @@ class RequestState:
         for other_id, other in list(self.active.items()):
             if _within(other, target):
                 del self.active[other_id]
-                other._id = None
+                other.detach()
         self.deletes[cid] = "ended"
         survivor = target
         if target.parent is not None:
@@ -373,12 +288,15 @@ class RequestState:
             if self.current is not target:
                 # Ending the whole stack from a child: the request goes on in a
                 # temporary conversation that still reads the stack's data.
-                survivor = self._temporary(dict(self.current))
-                survivor._timeout = target._timeout
-                survivor._description = target._description
-                survivor._created_at = target._created_at
+                survivor = Conversation(
+                    self,
+                    dict(self.current),
+                    timeout=target.timeout_seconds,
+                    description=target.description,
+                    created_at=target.created_at,
+                )
             self.current = survivor
-        self.ended.append(_Ended(cid, survivor, before_redirect))
+        self.ended.append(Ended(cid, survivor, before_redirect))
 
     def end_all(self) -> None:
         """End every conversation of the namespace; applied at commit."""
@@ -389,7 +307,7 @@ class RequestState:
             self.deletes[record.id] = None if record.ended else "cleared"
         for cid, conv in self.active.items():
             self.deletes[cid] = "cleared"
-            conv._id = None
+            conv.detach()
         self.active.clear()
         if self.current.nested:
             self.current = self._temporary(dict(self.current))
@@ -435,22 +353,9 @@ class RequestState:
     def _record(
         self, conv: Conversation, now: float, data: str | None = None
     ) -> ConversationRecord:
-        cid = t.cast(str, conv.id)
-        root = conv.root
         if data is None:
-            data = dump_data(self.store.serializer, conv._data, cid, self.settings.max_size)
-        return ConversationRecord(
-            id=cid,
-            namespace=t.cast(str, self._namespace),
-            parent_id=conv.parent.id if conv.parent is not None else None,
-            root_id=t.cast(str, root.id),
-            depth=conv.depth,
-            data=data,
-            description=conv._description,
-            timeout=conv._timeout,
-            created_at=conv._created_at or now,
-            last_access=now,
-        )
+            data = dump_data(self.store.serializer, conv.own_data, conv.id, self.settings.max_size)
+        return record_of(conv, t.cast(str, self._namespace), now, data)
 
     def commit(self, response: Response) -> None:
         """Write this request's changes in one batch and release its locks,
@@ -467,7 +372,15 @@ class RequestState:
             max_count=self.settings.max_count,
             keep_roots={t.cast(str, c.root.id) for c in self.active.values()},
         )
-        survivor = self._redirect_rules(response, batch, now)
+        survivor = None
+        for ended in redirect_survivors(response, self.ended, self.settings.param):
+            data = dump_data(
+                self.store.serializer, dict(ended.conversation), ended.cid, self.settings.max_size
+            )
+            batch.saves.append(
+                survivor_of(ended.cid, ended.conversation, t.cast(str, self._namespace), now, data)
+            )
+            survivor = ended.cid
         namespace = self._namespace
         destroyed = self.store.commit(namespace, batch) if namespace and batch else []
         self.locks = {}
@@ -476,42 +389,6 @@ class RequestState:
         propagated = self.current.id if self.current.long_running else survivor
         if propagated is not None:
             response.headers[self.settings.header] = propagated
-
-    def _redirect_rules(self, response: Response, batch: CommitBatch, now: float) -> str | None:
-        location = response.location if 300 <= response.status_code < 400 else None
-        if not location or not self.ended:
-            return None
-        parts = urlsplit(location)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        carried = {v for k, v in query if k == self.settings.param}
-        stripped = {e.cid for e in self.ended if e.before_redirect} & carried
-        if stripped:
-            query = [(k, v) for k, v in query if not (k == self.settings.param and v in stripped)]
-            response.location = urlunsplit(parts._replace(query=urlencode(query)))
-        survivor = None
-        for ended in self.ended:
-            if ended.before_redirect or ended.cid not in carried:
-                continue
-            data = dump_data(
-                self.store.serializer, dict(ended.conversation), ended.cid, self.settings.max_size
-            )
-            batch.saves.append(
-                ConversationRecord(
-                    id=ended.cid,
-                    namespace=t.cast(str, self._namespace),
-                    parent_id=None,
-                    root_id=ended.cid,
-                    depth=0,
-                    data=data,
-                    description=ended.conversation.description,
-                    timeout=ended.conversation._timeout,
-                    created_at=ended.conversation._created_at or now,
-                    last_access=now,
-                    ended=True,
-                )
-            )
-            survivor = ended.cid
-        return survivor
 
     def release(self) -> None:
         """Release every lock still held: the request failed or never
@@ -529,106 +406,6 @@ class RequestState:
                 logger.exception("Could not release the lock of stack %r.", root_id)
 
 
-# -- access from anywhere in the request --------------------------------------
-
-
-def _g() -> _AppCtxGlobals:
-    # Every use of the conversation and every request's hooks come here:
-    # resolving the proxy once is several times cheaper than attribute
-    # access through it.
-    return g._get_current_object()  # type: ignore[no-any-return]
-
-
-def get_state() -> RequestState:
-    """The current request's :class:`RequestState`, created on first use.
-
-    :raise ContextNotActive: outside of a request.
-    """
-    if not has_request_context():
-        raise ContextNotActive()
-    namespace = _g()
-    state: RequestState | None = namespace.get(_STATE)
-    if state is None:
-        from .extension import ConversationScope
-
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        store = ConversationScope.get_store(app)
-        state = RequestState(app, app.extensions["conversation"], store)
-        setattr(namespace, _STATE, state)
-    return state
-
-
-def peek_state() -> RequestState | None:
-    """The current request's state if the conversation was used, else
-    ``None``; never resolves it.
-    """
-    return _g().get(_STATE) if has_request_context() else None
-
-
-def current_conversation() -> Conversation:
-    """The current conversation; the first use after a request named an
-    unknown cid raises the error for it.
-
-    :raise ContextNotActive: outside of a request.
-    :raise NonexistentConversation: the request named an unknown cid.
-    :raise BusyConversation: its stack stayed locked.
-    :raise ConversationStoreError: the store failed.
-    """
-    state = get_state()
-    if state.error is not None:
-        error, state.error = state.error, None
-        raise error
-    if state.missing is not None:
-        state.report_missing()
-    return state.current
-
-
 def _within(conv: Conversation, ancestor: Conversation) -> bool:
     """Whether ``ancestor`` is ``conv`` or one of its ancestors."""
     return any(c is ancestor for c in conv.stack)
-
-
-#: The proxy behind :data:`flask_conversation.conversation`.
-conversation_proxy: Conversation = t.cast(Conversation, LocalProxy(current_conversation))
-
-
-# -- the hooks -----------------------------------------------------------------
-
-
-def commit_conversation(response: Response) -> Response:
-    """``after_request``: commit the request's changes, unless the request
-    failed with an unhandled exception.
-
-    :param response: the response.
-    """
-    state = peek_state()
-    if state is None or state.failed:
-        return response
-    try:
-        state.commit(response)
-    except ConversationStoreError as e:
-        # Raised here, Flask would turn any error into a 500: answer 503.
-        app = state.app
-        return app.make_response(app.handle_user_exception(e))
-    return response
-
-
-def mark_failed(sender: Flask, exception: BaseException, **extra: t.Any) -> None:
-    """``got_request_exception``: nothing of this request is committed.
-
-    :param sender: the application.
-    :param exception: the unhandled exception.
-    """
-    state = peek_state()
-    if state is not None:
-        state.failed = True
-
-
-def release_conversation(exc: BaseException | None) -> None:
-    """``teardown_request``: always release the request's locks.
-
-    :param exc: the unhandled exception, if any.
-    """
-    state = _g().pop(_STATE, None)
-    if state is not None:
-        state.release()

@@ -1,0 +1,127 @@
+"""Access to the current request's conversation state from anywhere in the
+request: :func:`get_state`, :func:`peek_state`, :func:`current_conversation`
+and the proxy behind :data:`flask_conversation.conversation`.
+
+The state lives on :data:`flask.g`, built on first use from the extension
+and the store the application registered in ``app.extensions``.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import current_app
+from flask import g
+from flask import has_request_context
+from werkzeug.local import LocalProxy
+
+from .conversation import Conversation
+from .errors import ContextNotActive
+from .namespaces import Scope
+from .state import RequestState
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from flask import Flask
+    from flask.ctx import _AppCtxGlobals
+
+    from .stores.base import ConversationStore
+
+#: The key of the request's state on :data:`flask.g`.
+STATE_KEY = "_flask_conversation"
+
+
+class AppScope(Scope, t.Protocol):
+    """The extension as registered in ``app.extensions["conversation"]``."""
+
+    def store_for(self, app: Flask) -> ConversationStore:
+        """The store of ``app``."""
+
+
+def app_scope(app: Flask | None = None) -> AppScope:
+    """The extension registered on ``app`` (by default the current
+    application).
+
+    :param app: the application.
+    :raise RuntimeError: the extension is not initialized on ``app``.
+    """
+    if app is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    scope: AppScope | None = app.extensions.get("conversation")
+    if scope is None:
+        raise RuntimeError(
+            "ConversationScope is not initialized on this application:"
+            " call ConversationScope(app) or scope.init_app(app)."
+        )
+    return scope
+
+
+def get_store(app: Flask | None = None) -> ConversationStore:
+    """The store of ``app`` (by default the current application).
+
+    :param app: the application.
+    :raise RuntimeError: the extension is not initialized on ``app``.
+    """
+    if app is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app_scope(app).store_for(app)
+
+
+def _g() -> _AppCtxGlobals:
+    # Every use of the conversation and every request's hooks come here:
+    # resolving the proxy once is several times cheaper than attribute
+    # access through it.
+    return g._get_current_object()  # type: ignore[no-any-return]
+
+
+def get_state() -> RequestState:
+    """The current request's :class:`~.state.RequestState`, created on
+    first use.
+
+    :raise ContextNotActive: outside of a request.
+    """
+    if not has_request_context():
+        raise ContextNotActive()
+    namespace = _g()
+    state: RequestState | None = namespace.get(STATE_KEY)
+    if state is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        scope = app_scope(app)
+        state = RequestState(app, scope, scope.store_for(app))
+        setattr(namespace, STATE_KEY, state)
+    return state
+
+
+def peek_state() -> RequestState | None:
+    """The current request's state if the conversation was used, else
+    ``None``; never resolves it.
+    """
+    return _g().get(STATE_KEY) if has_request_context() else None
+
+
+def pop_state() -> RequestState | None:
+    """Remove the current request's state from :data:`flask.g` and return
+    it, if the conversation was used.
+    """
+    return _g().pop(STATE_KEY, None)  # type: ignore[no-any-return]
+
+
+def current_conversation() -> Conversation:
+    """The current conversation; the first use after a request named an
+    unknown cid raises the error for it.
+
+    :raise ContextNotActive: outside of a request.
+    :raise NonexistentConversation: the request named an unknown cid.
+    :raise BusyConversation: its stack stayed locked.
+    :raise ConversationStoreError: the store failed.
+    """
+    state = get_state()
+    if state.error is not None:
+        error, state.error = state.error, None
+        raise error
+    if state.missing is not None:
+        state.report_missing()
+    return state.current
+
+
+#: The proxy behind :data:`flask_conversation.conversation`.
+conversation_proxy: Conversation = t.cast(Conversation, LocalProxy(current_conversation))

@@ -1,0 +1,217 @@
+"""How long the session cookie would be: a guard for the session store
+against a cookie a browser would drop without a word.
+
+Signing and compressing the whole session on every commit costs more than
+the commit itself, so the guard first bounds the length from the JSON's
+length and the lengths that depend only on the application's settings,
+which it measures once; it signs for real only near the limit. The bounds
+mirror what Flask's :class:`~flask.sessions.SecureCookieSessionInterface`
+and itsdangerous write; where an application's interface or serializer
+differs, the guard measures the real cookie instead.
+"""
+
+from __future__ import annotations
+
+import typing as t
+import weakref
+
+from flask import current_app
+from flask import Flask
+from flask import session
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.http import dump_cookie
+
+from ..errors import ConversationError
+from ..serialization import default_tags_only
+from ..serialization import is_plain
+
+
+class CookieGuard:
+    """Refuses a session that Flask's cookie session could not deliver,
+    caching per application the lengths that depend only on its settings.
+    """
+
+    def __init__(self) -> None:
+        self._cookie_overheads: Lengths = weakref.WeakKeyDictionary()
+        self._signature_lengths: Lengths = weakref.WeakKeyDictionary()
+
+    def check(self, key: str, value: dict[str, t.Any]) -> None:
+        """Refuse to store ``value`` under ``key`` of the current session if
+        the session cookie would grow past ``MAX_COOKIE_SIZE``: a browser
+        drops a cookie over its limit without a word, which would lose every
+        conversation of the user.
+
+        :param key: the session key.
+        :param value: what the session would hold under ``key``.
+        :raise ConversationError: the cookie would not fit.
+        """
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        interface = app.session_interface
+        if not isinstance(interface, SecureCookieSessionInterface):
+            return
+        limit = app.config["MAX_COOKIE_SIZE"]
+        if not limit or not app.secret_key:
+            return
+
+        bound = value_bound(app, interface, session, key, value, self._signature_lengths)
+        if (
+            bound is not None
+            and bound + cookie_overhead(app, interface, self._cookie_overheads) <= limit
+        ):
+            return
+        serializer = interface.get_signing_serializer(app)
+        if serializer is None:
+            return
+        size = cookie_size(app, interface, serializer.dumps({**session, key: value}))
+        if size > limit:
+            raise ConversationError(
+                f"The conversations no longer fit in the session cookie ({size} bytes,"
+                f" the limit MAX_COOKIE_SIZE is {limit}); nothing was saved. Keep"
+                ' conversations on the server: set CONVERSATION_STORE = "redis" (or'
+                ' "memory" for a single process), or use a server-side session.'
+            )
+
+
+#: Lengths cached per application, with the settings they were measured with.
+Lengths: t.TypeAlias = "weakref.WeakKeyDictionary[Flask, tuple[t.Any, int]]"
+
+#: The config keys Flask's own cookie session reads to write the cookie.
+_COOKIE_CONFIG = (
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "APPLICATION_ROOT",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_COOKIE_PARTITIONED",
+)
+
+
+def cookie_size(app: Flask, interface: SecureCookieSessionInterface, value: str) -> int:
+    """The length of the ``Set-Cookie`` header value Flask writes for the
+    session cookie holding ``value``.
+    """
+    return len(
+        dump_cookie(
+            interface.get_cookie_name(app),
+            value,
+            expires=interface.get_expiration_time(app, session),
+            path=interface.get_cookie_path(app),
+            domain=interface.get_cookie_domain(app),
+            secure=interface.get_cookie_secure(app),
+            httponly=interface.get_cookie_httponly(app),
+            samesite=interface.get_cookie_samesite(app),
+            partitioned=interface.get_cookie_partitioned(app),
+            max_size=0,
+        )
+    )
+
+
+def cookie_overhead(
+    app: Flask, interface: SecureCookieSessionInterface, cache: Lengths | None = None
+) -> int:
+    """The length of the cookie Flask writes, less that of its value, for
+    a value that needs no quoting (as the bound's ``"a" * n`` would).
+
+    Flask's own interface builds it from the config and whether the
+    session is permanent (an expiry date always has the same length), so
+    it is measured once per such settings; a subclass may build it
+    otherwise and is measured every time.
+    """
+    if type(interface) is not SecureCookieSessionInterface:
+        return cookie_size(app, interface, "")
+    config = app.config
+    settings = (tuple(config.get(k) for k in _COOKIE_CONFIG), bool(session.permanent))
+    cached = None if cache is None else cache.get(app)
+    if cached is None or cached[0] != settings:
+        cached = (settings, cookie_size(app, interface, ""))
+        if cache is not None:
+            cache[app] = cached
+    return int(cached[1])
+
+
+def value_bound(
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    current: t.Mapping[str, t.Any],
+    key: str,
+    all_ns: dict[str, t.Any],
+    cache: Lengths | None = None,
+) -> int | None:
+    """An upper bound of the length of the cookie value Flask's own cookie
+    session writes for ``current`` holding ``all_ns`` under ``key`` (plain
+    ASCII), or ``None`` where the session is serialized differently.
+
+    Signing compresses the JSON only when that makes it shorter, then
+    writes it in unpadded base64 (with a ``.`` in front when compressed)
+    followed by the separators, the timestamp and the signature, whose
+    lengths do not depend on the payload. Measuring the JSON (see
+    :func:`json_bound`) and one empty signature skips the compression and
+    signing of the whole session on every commit that is clearly under the
+    limit.
+    """
+    length = json_bound(app, interface, current, key, all_ns)
+    if length is None:
+        return None
+    encoded = 1 + (4 * length + 2) // 3
+    settings = (
+        app.secret_key,
+        tuple(app.config["SECRET_KEY_FALLBACKS"] or ()),
+        interface.salt,
+        interface.key_derivation,
+        interface.digest_method,
+    )
+    # The length of an empty signed value does not depend on the payload.
+    cached = None if cache is None else cache.get(app)
+    if cached is None or cached[0] != settings:
+        serializer = interface.get_signing_serializer(app)
+        assert serializer is not None
+        cached = (settings, len(serializer.make_signer(serializer.salt).sign(b"")))
+        if cache is not None:
+            cache[app] = cached
+    # Room for a timestamp that grows by a byte before the real signing.
+    return encoded + int(cached[1]) + 2
+
+
+def json_bound(
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    current: t.Mapping[str, t.Any],
+    key: str,
+    all_ns: dict[str, t.Any],
+) -> int | None:
+    """An upper bound of the bytes of the JSON of ``current`` holding
+    ``all_ns`` under ``key`` (plain ASCII), or ``None`` where Flask's
+    cookie session serializes it differently.
+
+    The conversations are measured without Flask's tagging walk: they hold
+    only strings, numbers, booleans and dicts, which tagging leaves as they
+    are, except that it wraps a one-key dict whose key looks like a tag (10
+    more bytes); only the mapping of namespaces and each namespace's
+    mapping could be one, since records have more keys.
+    """
+    if (
+        type(interface).get_signing_serializer
+        is not SecureCookieSessionInterface.get_signing_serializer
+        or type(interface.serializer) is not TaggedJSONSerializer
+        or not default_tags_only(interface.serializer)
+    ):
+        return None
+    slack = 10 * (1 + len(all_ns))
+    rest = {k: v for k, v in current.items() if k != key}
+    if is_plain(rest, interface.serializer.tags):
+        # Tagging would leave the rest as it is too: one encoding of all.
+        whole = app.json.dumps({**rest, key: all_ns}, separators=(",", ":"))
+        return len(whole.encode()) + slack
+    # The key is plain ASCII: its JSON is the key in quotes.
+    value = app.json.dumps(all_ns, separators=(",", ":"))
+    return (
+        len(interface.serializer.dumps(rest).encode())
+        + len(key)
+        + 2
+        + len(value.encode())
+        + 2
+        + slack
+    )
