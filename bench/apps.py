@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 import typing as t
+from http.cookies import SimpleCookie
 
 from flask import abort
 from flask import Flask
@@ -135,26 +136,47 @@ def tabs_app(session_redis: t.Any = None, session_sqlalchemy: str | None = None)
     return app
 
 
-def start(app: Flask, cookie: str | None = None, value: str | None = None) -> tuple[str, str]:
+def start(app: Flask, cookie: str = "", value: str | None = None) -> tuple[str, str]:
     """Begin a booking through the test client.
 
     :param app: a :func:`conversation_app` or :func:`tabs_app`.
-    :param cookie: the session cookie to send, to begin another booking
+    :param cookie: the ``Cookie`` header to send, to begin another booking
         for the same user.
     :param value: keep only this value in the booking.
-    :return: the booking's id and the session cookie after it.
+    :return: the booking's id and the ``Cookie`` header after it: the
+        session cookie, or the namespace cookie of a server-side store.
     """
-    client = app.test_client()
-    if cookie is not None:
-        client.set_cookie(_cookie_name(app), cookie)
-    rv = client.post("/start", data={} if value is None else {"value": value})
+    client = app.test_client(use_cookies=False)
+    rv = client.post(
+        "/start",
+        data={} if value is None else {"value": value},
+        headers={"Cookie": cookie} if cookie else {},
+    )
     if rv.status_code != 200:
         raise RuntimeError(f"/start answered {rv.status}")
-    cookie_obj = client.get_cookie(_cookie_name(app))
-    if cookie_obj is None:
-        raise RuntimeError("/start set no session cookie")
-    return rv.get_data(as_text=True), cookie_obj.value
+    after = merge_cookies(cookie, rv.headers.getlist("Set-Cookie"))
+    if not after:
+        raise RuntimeError("/start set no cookie")
+    return rv.get_data(as_text=True), after
 
 
-def _cookie_name(app: Flask) -> str:
-    return t.cast(str, app.config["SESSION_COOKIE_NAME"])
+def merge_cookies(cookie: str, set_cookie: t.Iterable[str]) -> str:
+    """The ``Cookie`` header a browser sends after a response: ``cookie``
+    updated by the response's ``Set-Cookie`` headers.
+
+    :param cookie: the ``Cookie`` header sent with the request.
+    :param set_cookie: the response's ``Set-Cookie`` header values.
+    """
+    jar = SimpleCookie(cookie)
+    for header in set_cookie:
+        jar.load(header)
+    return "; ".join(f"{name}={morsel.value}" for name, morsel in jar.items() if morsel.value)
+
+
+def cookie_value(cookie: str, name: str = "session") -> str:
+    """The value of the cookie ``name`` in a ``Cookie`` header.
+
+    :param cookie: the header.
+    :param name: the cookie.
+    """
+    return SimpleCookie(cookie)[name].value

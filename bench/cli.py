@@ -23,7 +23,7 @@ from .results import Row
 from .timing import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
+ALL = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -92,12 +92,12 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         ctx = figures.Context(timing=timing, counts=counts)
-        if wanted & {"3", "4", "5", "6"}:
+        if wanted & {"3", "4", "5", "6", "8"}:
             try:
                 ctx.redis_url = stack.enter_context(RedisServer(args.redis_server)).url
             except RuntimeError as e:
                 ctx.redis_error = str(e)
-        if wanted & {"8", "9"}:
+        if wanted & {"9", "10"}:
             try:
                 from tests.sql_servers import PostgresServer
 
@@ -119,8 +119,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 lambda: http.figure_6(ctx.redis_url, rounds=http_rounds, seconds=http_seconds),
             ),
             ("7", lambda: figures.figure_7(ctx)),
-            ("8", lambda: sql.figure_8(ctx)),
+            ("8", lambda: figures.figure_8(ctx)),
             ("9", lambda: sql.figure_9(ctx)),
+            ("10", lambda: sql.figure_10(ctx)),
         ]
         for figure, run in steps:
             if figure in wanted:
@@ -163,5 +164,5 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             if report.plot(rows, plot_path):
                 print(f"plot: {plot_path}")
         except ImportError:
-            print("plot: skipped, matplotlib is not installed (pip install -e \".[bench]\")")
+            print('plot: skipped, matplotlib is not installed (pip install -e ".[bench]")')
     return 0

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import typing as t
 import urllib.parse
 from datetime import date
 from datetime import timedelta
-from http.cookies import SimpleCookie
 
 from flask import Blueprint
 from flask import Flask
@@ -24,10 +24,16 @@ from flask import render_template
 from flask import url_for
 from markupsafe import Markup
 
+from examples.security import csrf
+
+from .apps import merge_cookies
+
 #: The page measured.
 PAGE = "/booking"
 #: A cid for the plain page's links, as long as a generated one.
 FAKE_CID = "x" * 22
+#: The CSRF token in the example's forms.
+_TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def _stay() -> dict[str, t.Any]:
@@ -65,6 +71,8 @@ def _plain_app() -> Flask:
     )
     app.config["SECRET_KEY"] = "bench-secret-key"
     app.url_map.converters["hotel"] = HotelConverter
+    # The same forms, with the same CSRF tokens, as the example's.
+    csrf.init_app(app)
     bp = Blueprint("booking", __name__)
     hotel = get_hotel(1)
     assert hotel is not None
@@ -127,11 +135,12 @@ def create_app(variant: str = "conversation") -> Flask:
     from examples.booking import create_app as create_example
 
     os.environ["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
-    return create_example()
+    # Every worker process signs with the same key, as in production.
+    return create_example({"SECRET_KEY": "bench-secret-key"})
 
 
 class _Browser:
-    """Just enough of a browser for the setup: one cookie, no redirects
+    """Just enough of a browser for the setup: its cookies, no redirects
     followed, so every step is checked. It talks HTTP to ``port``, or
     drives ``app`` in process when one is given.
     """
@@ -140,43 +149,61 @@ class _Browser:
         self.port = port
         self.app = app
         self.cookie = ""
+        #: the session's CSRF token, sent with every form, as the pages do
+        self.token = ""
 
     def send(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+        status, location, _ = self._exchange(method, path, form)
+        return status, location
+
+    def read_token(self, path: str) -> None:
+        """Open ``path`` and keep the CSRF token of its form."""
+        status, _, body = self._exchange("GET", path, None)
+        match = _TOKEN_RE.search(body)
+        if status != 200 or match is None:
+            raise RuntimeError(f"GET {path} answered {status} without a CSRF token")
+        self.token = match.group(1)
+
+    def _exchange(
+        self, method: str, path: str, form: dict[str, str] | None
+    ) -> tuple[int, str, str]:
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        if self.token:
+            headers["X-CSRFToken"] = self.token
         if self.app is not None:
-            return self._send_app(self.app, method, path, form)
+            return self._send_app(self.app, method, path, form, headers)
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
-            headers = {"Cookie": self.cookie} if self.cookie else {}
             body = None
             if form is not None:
                 body = urllib.parse.urlencode(form)
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
             conn.request(method, path, body=body, headers=headers)
             rv = conn.getresponse()
-            rv.read()
-            for value in rv.headers.get_all("Set-Cookie") or ():
-                jar = SimpleCookie(value)
-                if "session" in jar:
-                    self.cookie = f"session={jar['session'].value}"
+            text = rv.read().decode()
+            self.cookie = merge_cookies(self.cookie, rv.headers.get_all("Set-Cookie") or ())
             location = rv.headers.get("Location", "")
-            return rv.status, urllib.parse.urlsplit(location)._replace(
-                scheme="", netloc=""
-            ).geturl()
+            return (
+                rv.status,
+                urllib.parse.urlsplit(location)._replace(scheme="", netloc="").geturl(),
+                text,
+            )
         finally:
             conn.close()
 
     def _send_app(
-        self, app: Flask, method: str, path: str, form: dict[str, str] | None
-    ) -> tuple[int, str]:
-        client = app.test_client()
-        if self.cookie:
-            client.set_cookie("session", self.cookie.partition("=")[2])
-        rv = client.open(path, method=method, data=form)
-        cookie = client.get_cookie("session")
-        if cookie is not None:
-            self.cookie = f"session={cookie.value}"
+        self,
+        app: Flask,
+        method: str,
+        path: str,
+        form: dict[str, str] | None,
+        headers: dict[str, str],
+    ) -> tuple[int, str, str]:
+        client = app.test_client(use_cookies=False)
+        rv = client.open(path, method=method, data=form, headers=headers)
+        self.cookie = merge_cookies(self.cookie, rv.headers.getlist("Set-Cookie"))
         location = urllib.parse.urlsplit(rv.headers.get("Location", ""))
-        return rv.status_code, location._replace(scheme="", netloc="").geturl()
+        return rv.status_code, location._replace(scheme="", netloc="").geturl(), rv.text
 
     def expect(self, method: str, path: str, form: dict[str, str] | None = None) -> str:
         status, location = self.send(method, path, form)
@@ -191,9 +218,10 @@ def open_booking(port: int = 0, app: Flask | None = None) -> tuple[str, str]:
 
     :param port: where the example runs over HTTP.
     :param app: the example application, to drive it in process instead.
-    :return: the review page's path with its cid, and the session cookie.
+    :return: the review page's path with its cid, and the ``Cookie`` header.
     """
     browser = _Browser(port, app)
+    browser.read_token("/hotels/1")
     dates = browser.expect("POST", "/hotels/1/book", {})
     cid = urllib.parse.parse_qs(urllib.parse.urlsplit(dates).query)["cid"][0]
     stay = _stay()
@@ -209,3 +237,16 @@ def open_booking(port: int = 0, app: Flask | None = None) -> tuple[str, str]:
     if status != 200:
         raise RuntimeError(f"GET {review} answered {status}")
     return review, browser.cookie
+
+
+def open_plain_page(port: int) -> str:
+    """Open the plain page once, as a user who comes back to it: the
+    session cookie then already holds the forms' CSRF token, as the
+    example's does after :func:`open_booking`.
+
+    :param port: where the plain page runs over HTTP.
+    :return: the ``Cookie`` header.
+    """
+    browser = _Browser(port)
+    browser.read_token(PAGE)
+    return browser.cookie

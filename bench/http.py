@@ -19,9 +19,9 @@ import tempfile
 import time
 import typing as t
 import urllib.request
-from http.cookies import SimpleCookie
 from pathlib import Path
 
+from .apps import merge_cookies
 from .redis_server import free_port
 from .results import Row
 from .results import skipped
@@ -121,10 +121,11 @@ def _begin(server: Gunicorn, tabs: int) -> list[tuple[str, str]]:
     """
     if server.module == "bench.example":
         from .example import open_booking
+        from .example import open_plain_page
         from .example import PAGE as EXAMPLE_PAGE
 
         if server.variant == "plain":
-            return [(EXAMPLE_PAGE, "")] * tabs
+            return [(EXAMPLE_PAGE, open_plain_page(server.port))] * tabs
         return [open_booking(server.port) for _ in range(tabs)]
     if server.variant == "plain":
         return [(PAGE, "")] * tabs
@@ -133,13 +134,13 @@ def _begin(server: Gunicorn, tabs: int) -> list[tuple[str, str]]:
         req = urllib.request.Request(server.base + "/hotels/42/begin", data=b"", method="POST")
         with urllib.request.urlopen(req, timeout=10) as rv:
             cid = rv.headers["X-Conversation-Id"]
-            session = SimpleCookie(rv.headers["Set-Cookie"])["session"].value
+            cookie = merge_cookies("", rv.headers.get_all("Set-Cookie") or ())
         path = f"{PAGE}?cid={cid}"
-        check = urllib.request.Request(server.base + path, headers={"Cookie": f"session={session}"})
+        check = urllib.request.Request(server.base + path, headers={"Cookie": cookie})
         with urllib.request.urlopen(check, timeout=10) as rv:
             if rv.status != 200 or rv.headers.get("X-Conversation-Id") != cid:
                 raise RuntimeError(f"booking page answered {rv.status} without the cid")
-        opened.append((path, f"session={session}"))
+        opened.append((path, cookie))
     return opened
 
 

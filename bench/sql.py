@@ -1,11 +1,11 @@
 """The SQL figures, on a throwaway PostgreSQL server:
 
-8.  read + write of a conversation per request with ``SQLAlchemyStore``,
+9.  read + write of a conversation per request with ``SQLAlchemyStore``,
     against the hand-rolled ``session["tabs"][tab_id]`` in Flask-Session's
     SQLAlchemy backend on the same server (what a user of a SQL database
     would pick instead), and the transactions and statements per request
     of both, counted with SQLAlchemy's event hooks;
-9.  the cost of one read + write against the number of live conversations
+10. the cost of one read + write against the number of live conversations
     in the namespace.
 
 Both sides of a ratio are timed with the CPU time of this thread plus the
@@ -31,7 +31,7 @@ from .results import Row
 from .results import skipped
 from .timing import compare
 
-WHAT_8 = "read+write, SQLAlchemyStore on PostgreSQL (cookie session holds the namespace)"
+WHAT_9 = "read+write, SQLAlchemyStore on PostgreSQL (cookie session holds the namespace)"
 
 
 def postgres_cpu_clock(pid: int) -> tuple[str, t.Callable[[], float]]:
@@ -99,7 +99,7 @@ def _counted(app: t.Any, call: t.Callable[[], None], requests: int) -> tuple[flo
     return counts["begin"] / requests, counts["statements"] / requests
 
 
-def figure_8(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
+def figure_9(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
     """Read + write per request with ``SQLAlchemyStore`` against
     Flask-Session's SQLAlchemy backend holding the hand-rolled dict, once
     with the user's only booking and once with more open in other tabs;
@@ -109,13 +109,13 @@ def figure_8(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
     :param bookings: how many bookings the user has open, one row each.
     """
     if ctx.postgres_url is None or ctx.postgres_pid is None:
-        return [skipped("8", WHAT_8, ctx.postgres_error or "no PostgreSQL")]
+        return [skipped("9", WHAT_9, ctx.postgres_error or "no PostgreSQL")]
     rows = []
     counted: dict[str, tuple[t.Any, t.Callable[[], None]]] = {}
     for open_bookings in bookings:
         tabs = apps.tabs_app(session_sqlalchemy=ctx.postgres_url)
         tab_id, tab_cookie = apps.start(tabs)
-        conv = apps.conversation_app(_store(ctx, f"bench8_{open_bookings}_"))
+        conv = apps.conversation_app(_store(ctx, f"bench9_{open_bookings}_"))
         cid, cookie = apps.start(conv)
         for _ in range(open_bookings - 1):
             _, tab_cookie = apps.start(tabs, tab_cookie)
@@ -125,8 +125,8 @@ def figure_8(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
         suffix = "" if open_bookings == 1 else f", {open_bookings} bookings open"
         rows.append(
             ratio_row(
-                "8",
-                WHAT_8 + suffix,
+                "9",
+                WHAT_9 + suffix,
                 "Flask-Session SQLAlchemy, hand-rolled tabs dict",
                 compare(baseline, subject, ctx.timing, clock=postgres_cpu_clock(ctx.postgres_pid)),
                 1.0,
@@ -140,7 +140,7 @@ def figure_8(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
         limit = 2 if name == "SQLAlchemyStore" else None
         rows.append(
             Row(
-                figure="8",
+                figure="9",
                 what=f"SQL transactions per read+write request, {name}",
                 baseline="",
                 result=f"{transactions:g} transactions",
@@ -154,7 +154,7 @@ def figure_8(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
     return rows
 
 
-def figure_9(ctx: Context) -> list[Row]:
+def figure_10(ctx: Context) -> list[Row]:
     """The cost of one read + write against the number of live
     conversations in the namespace, for ``SQLAlchemyStore`` on PostgreSQL.
 
@@ -162,17 +162,17 @@ def figure_9(ctx: Context) -> list[Row]:
     """
     what = "read+write, SQLAlchemyStore (PostgreSQL)"
     if ctx.postgres_url is None or ctx.postgres_pid is None:
-        return [skipped("9", what, ctx.postgres_error or "no PostgreSQL")]
+        return [skipped("10", what, ctx.postgres_error or "no PostgreSQL")]
     clock = postgres_cpu_clock(ctx.postgres_pid)
     limit = max(ctx.counts) + 8
-    baseline, _ = populated(_store(ctx, "bench9_base_"), 1, limit)
+    baseline, _ = populated(_store(ctx, "bench10_base_"), 1, limit)
     rows = []
     for live in ctx.counts:
-        subject, _ = populated(_store(ctx, f"bench9_{live}_"), live, limit)
+        subject, _ = populated(_store(ctx, f"bench10_{live}_"), live, limit)
         top = live == max(ctx.counts)
         rows.append(
             ratio_row(
-                "9",
+                "10",
                 f"{what}, {live} live in the namespace",
                 "1 live conversation",
                 compare(baseline, subject, ctx.timing, clock=clock),

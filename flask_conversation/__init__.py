@@ -13,9 +13,12 @@ from .errors import BusyConversation as BusyConversation
 from .errors import ContextNotActive as ContextNotActive
 from .errors import ConversationError as ConversationError
 from .errors import ConversationIdInUse as ConversationIdInUse
+from .errors import ConversationLimitReached as ConversationLimitReached
 from .errors import ConversationStateError as ConversationStateError
 from .errors import ConversationStoreError as ConversationStoreError
+from .errors import ConversationTooLarge as ConversationTooLarge
 from .errors import NoConversation as NoConversation
+from .errors import NoNamespace as NoNamespace
 from .errors import NonexistentConversation as NonexistentConversation
 from .extension import ConversationScope as ConversationScope
 from .propagation import conversation_field as conversation_field
@@ -32,10 +35,13 @@ __all__ = [
     "ConversationError",
     "ConversationIdInUse",
     "ConversationInfo",
+    "ConversationLimitReached",
     "ConversationScope",
     "ConversationStateError",
     "ConversationStoreError",
+    "ConversationTooLarge",
     "NoConversation",
+    "NoNamespace",
     "NonexistentConversation",
     "begin_conversation",
     "conversation",

@@ -38,6 +38,10 @@ def check_cid(value: object) -> str:
     return t.cast(str, value)
 
 
+#: Where a request's cid came from.
+CidSource: t.TypeAlias = 't.Literal["query", "form", "header"]'
+
+
 def read_cid(request: Request, param: str, header: str) -> str | None:
     """The cid a request names: the query string parameter ``param``, else
     the form field ``param``, else the header ``header``. The first value of
@@ -48,11 +52,27 @@ def read_cid(request: Request, param: str, header: str) -> str | None:
     :param param: the parameter and form field name (``CONVERSATION_PARAM``).
     :param header: the header name (``CONVERSATION_HEADER``).
     """
+    found = locate_cid(request, param, header)
+    return None if found is None else found[0]
+
+
+def locate_cid(request: Request, param: str, header: str) -> tuple[str, CidSource] | None:
+    """Like :func:`read_cid`, with where the cid was found: ``"query"``,
+    ``"form"`` or ``"header"``. A response that depends on a cid from the
+    header must say so in ``Vary``.
+
+    :param request: the request to read.
+    :param param: the parameter and form field name (``CONVERSATION_PARAM``).
+    :param header: the header name (``CONVERSATION_HEADER``).
+    """
     value = request.args.get(param)
-    if value is None or not value.strip():
-        value = request.form.get(param) if request.mimetype in FORM_TYPES else None
-        if value is None or not value.strip():
-            value = request.headers.get(header)
-            if value is None or not value.strip():
-                return None
-    return value
+    if value is not None and value.strip():
+        return value, "query"
+    if request.mimetype in FORM_TYPES:
+        value = request.form.get(param)
+        if value is not None and value.strip():
+            return value, "form"
+    value = request.headers.get(header)
+    if value is not None and value.strip():
+        return value, "header"
+    return None

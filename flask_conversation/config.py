@@ -28,6 +28,7 @@ DEFAULTS: dict[str, t.Any] = {
         "That conversation has ended or expired. Please start again."
     ),
     "CONVERSATION_MISSING_FLASH_CATEGORY": "warning",
+    "CONVERSATION_COOKIE_NAME": "conversation_ns",
 }
 
 #: A timeout given as a :class:`~datetime.timedelta` or as seconds.

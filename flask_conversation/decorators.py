@@ -28,6 +28,9 @@ F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
 logger = logging.getLogger("flask_conversation")
 
+#: How much of a malformed natural id the 404 page shows.
+_SHOWN = 70
+
 
 def _wrap(
     view: F,
@@ -98,8 +101,12 @@ def begin_conversation(
     def before(kwargs: dict[str, t.Any]) -> None:
         cid = id(**kwargs) if callable(id) else id
         if cid is not None and not is_valid_cid(cid):
-            # Built from the URL: no conversation can have that id.
-            raise NotFound(f"No conversation can have the id {cid!r}.")
+            # Built from the URL: no conversation can have that id. The page
+            # shows a bounded part of it (escaped by werkzeug), never all.
+            shown = repr(cid[:_SHOWN])
+            if len(cid) > _SHOWN:
+                shown += f"... ({len(cid)} characters)"
+            raise NotFound(f"No conversation can have the id {shown}.")
         current_conversation().begin(
             join=join,
             nested=nested,

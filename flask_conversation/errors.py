@@ -2,7 +2,7 @@
 
 Every error derives from :class:`ConversationError`. The ones a client can
 cause (an unknown cid, a busy conversation, a missing conversation, a store
-outage) are also :class:`~werkzeug.exceptions.HTTPException` subclasses, so an
+outage, a limit reached) are also :class:`~werkzeug.exceptions.HTTPException` subclasses, so an
 application that registers no handler answers with a clean error page instead
 of a 500. The one exception is :class:`NoCidKeyError`, a plain
 :exc:`KeyError` for a missing key, whose message says why it may be missing.
@@ -11,7 +11,10 @@ of a 500. The one exception is :class:`NoCidKeyError`, a plain
 from __future__ import annotations
 
 from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import Conflict
+from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.exceptions import ServiceUnavailable
 
 
@@ -158,3 +161,51 @@ class ConversationStoreError(ConversationError, ServiceUnavailable):
         if self.message:
             return f"{self.code} {self.name}: {self.message}"
         return super().__str__()
+
+
+class ConversationTooLarge(ConversationError, RequestEntityTooLarge):
+    """A conversation's data grew past ``CONVERSATION_MAX_SIZE``. Answers
+    with 413; nothing of the request was written.
+
+    :param message: what is too large; it names the largest key.
+    :param key: the largest key of the conversation.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+    def __str__(self) -> str:
+        return str(self.description)
+
+
+class ConversationLimitReached(ConversationError, Conflict):
+    """A begin would pass a limit the client drives: a nested conversation
+    deeper than ``CONVERSATION_MAX_DEPTH``, or one stack that alone would
+    hold more than ``CONVERSATION_MAX_COUNT`` conversations. Answers with
+    409; nothing of the request is written.
+
+    :param message: which limit was reached, with its value.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.description)
+
+
+class NoNamespace(ConversationError, Forbidden):
+    """A conversation was begun in a request for which the application's
+    ``namespace_loader`` returned no namespace: the application does not
+    know who is asking, so it has nowhere to keep a conversation for them.
+    Answers with 403.
+
+    .. versionadded:: 0.1
+    """
+
+    description = "This request cannot keep a conversation: it does not say who is asking."

@@ -17,6 +17,7 @@ from .context import get_store
 from .context import peek_state
 from .context import pop_state
 from .errors import ConversationStoreError
+from .errors import ConversationTooLarge
 from .namespaces import NamespaceLoader
 from .propagation import auto_propagate
 from .propagation import conversation_field
@@ -68,7 +69,8 @@ class ConversationScope:
             given to the constructor, else ``CONVERSATION_STORE``.
         :raise RuntimeError: a ``ConversationScope`` is already registered
             on ``app``.
-        :raise ValueError: the configured store cannot be built.
+        :raise ValueError: the configured store cannot be built, or
+            ``CONVERSATION_COOKIE_NAME`` is the session cookie's name.
         """
         if "conversation" in app.extensions:
             raise RuntimeError(
@@ -78,6 +80,11 @@ class ConversationScope:
             )
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
+        if app.config["CONVERSATION_COOKIE_NAME"] == app.config["SESSION_COOKIE_NAME"]:
+            raise ValueError(
+                "CONVERSATION_COOKIE_NAME must differ from SESSION_COOKIE_NAME; set it"
+                " to None to keep the namespace token in the session."
+            )
         if store is None:
             store = self._store if self._store is not None else store_from_config(app.config, app)
         self._stores[app] = store
@@ -138,19 +145,26 @@ class ConversationScope:
 
     def commit_conversation(self, response: Response) -> Response:
         """``after_request``: commit the request's changes, unless the
-        request failed with an unhandled exception.
+        request failed with an unhandled exception or a limit refused it;
+        then tell shared caches whether the response is private.
 
         :param response: the response.
         """
         state = peek_state()
-        if state is None or state.failed:
+        if state is None:
             return response
-        try:
-            state.commit(response)
-        except ConversationStoreError as e:
-            # Raised here, Flask would turn any error into a 500: answer 503.
-            app = state.app
-            return app.make_response(app.handle_user_exception(e))
+        if not state.failed:
+            try:
+                state.commit(response)
+            except (ConversationStoreError, ConversationTooLarge) as e:
+                # Raised here, Flask would turn any error into a 500: answer
+                # with the error's own status (503, 413) through the app's
+                # handlers.
+                state.refused = isinstance(e, ConversationTooLarge)
+                app = state.app
+                response = app.make_response(app.handle_user_exception(e))
+        state.keep_named_cid(response)
+        state.cache_headers(response)
         return response
 
     def mark_failed(self, sender: Flask, exception: BaseException, **extra: t.Any) -> None:
@@ -183,8 +197,29 @@ class ConversationScope:
         """End every conversation of the current namespace (e.g. on logout),
         at the end of the request. Sends ``conversation_destroyed`` with
         reason ``"cleared"`` for each.
+
+        Final: once the request committed, no request of the namespace
+        that was already running writes any of them back.
         """
         get_state().end_all()
+
+    def rotate_namespace(self) -> None:
+        """Give the current browser a new namespace token at the end of the
+        request, and move the namespace's conversations to it: the old
+        token, planted or replayed, reaches none of them afterwards. Call
+        it when privileges change, e.g. at login (see :doc:`/security`).
+
+        Nothing happens without a token yet (the next conversation gets a
+        new one anyway). With :class:`~flask_conversation.stores.SessionStore`
+        the token lives in the session; rotate the session itself too where
+        the session is kept on the server.
+
+        :raise ConversationError: a ``namespace_loader`` gives the namespace,
+            so the application owns it.
+
+        .. versionadded:: 0.1
+        """
+        get_state().rotate_namespace()
 
 
 def conversations() -> list[ConversationInfo]:

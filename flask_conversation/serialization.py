@@ -16,6 +16,7 @@ from flask.json.tag import JSONTag
 from flask.json.tag import TaggedJSONSerializer
 
 from .errors import ConversationError
+from .errors import ConversationTooLarge
 
 
 class Serializer(t.Protocol):
@@ -153,6 +154,7 @@ def dump_data(
     :param cid: the conversation id, for the message.
     :param max_size: the largest accepted size in bytes of the result.
     :raise ConversationError: naming the key that cannot be stored.
+    :raise ConversationTooLarge: naming the largest key.
     """
     try:
         text = _dumps(serializer, data)
@@ -172,9 +174,10 @@ def dump_data(
 
     size = len(text.encode())
     if size > max_size:
-        largest = max(data, key=lambda k: len(serializer.dumps({k: data[k]})))
-        raise ConversationError(
+        largest = max(data, key=lambda k: len(serializer.dumps({k: data[k]})), default=None)
+        raise ConversationTooLarge(
             f"Conversation {cid!r} holds {size} bytes, more than"
-            f" CONVERSATION_MAX_SIZE ({max_size}); its largest key is {largest!r}."
+            f" CONVERSATION_MAX_SIZE ({max_size}); its largest key is {largest!r}.",
+            largest,
         )
     return text

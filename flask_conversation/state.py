@@ -11,23 +11,27 @@ recorded on it; the extension's ``after_request`` method turns that into one
 from __future__ import annotations
 
 import copy
-import logging
 import secrets
 import typing as t
 
 from flask import request
 
+from .caching import mark_private
 from .cid import check_cid
+from .cid import CidSource
 from .cid import is_valid_cid
-from .cid import read_cid
+from .cid import locate_cid
 from .config import Settings
 from .conversation import Conversation
 from .errors import BusyConversation
-from .errors import ConversationError
 from .errors import ConversationIdInUse
+from .errors import ConversationLimitReached
 from .errors import ConversationStateError
 from .errors import ConversationStoreError
-from .namespaces import load_namespace
+from .failures import StoreFailureLog
+from .limits import check_child
+from .limits import stack_size
+from .namespaces import RequestNamespace
 from .namespaces import Scope
 from .redirects import Ended
 from .redirects import redirect_survivors
@@ -49,8 +53,6 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
     from .stores.base import ConversationStore
 
-logger = logging.getLogger("flask_conversation")
-
 
 class RequestState:
     """The conversation state of one request.
@@ -65,7 +67,7 @@ class RequestState:
         self.scope = scope
         self.store = store
         self.settings = Settings.from_config(app.config)
-        self._namespace: str | None = None
+        self._namespace = RequestNamespace(app, scope.namespace_callback, store)
         #: long-running conversations this request works in, by id
         self.active: dict[str, Conversation] = {}
         #: held stack locks, ``root_id -> token``
@@ -77,10 +79,24 @@ class RequestState:
         self.missing: str | None = None
         #: the store's error while resolving, until first reported
         self.error: BusyConversation | ConversationStoreError | None = None
-        #: set by ``got_request_exception``: commit nothing
+        #: set by ``got_request_exception`` or a refused begin: commit nothing
         self.failed = False
+        #: ``end_all()`` was called: the commit clears the namespace
+        self.clear = False
+        #: roots of the stacks this request read from the store, under their lock
+        self.held: set[str] = set()
         #: whether the request named a cid, for the hint of a missing key
         self.named_cid = False
+        #: a limit refused this request: nothing changed, and the client
+        #: keeps working in the conversation it named
+        self.refused = False
+        #: the live conversation the request named
+        self.named_live: str | None = None
+        #: where the request's cid came from, if it named one
+        self.cid_source: CidSource | None = None
+        #: ids of the conversations begun in this request
+        self._begun: set[str] = set()
+        self.failures = StoreFailureLog(type(store).__name__)
         #: the namespace's listing the store returned with a lock, if any
         self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
         self.current = self._resolve()
@@ -100,26 +116,31 @@ class RequestState:
 
     def namespace(self, create: bool = False) -> str | None:
         """The namespace of this request, looked up once: see
-        :func:`~.namespaces.load_namespace`.
+        :class:`~.namespaces.RequestNamespace`.
 
-        :param create: create the session token if there is none yet.
+        :param create: create the token if there is none yet.
         """
-        if self._namespace is None:
-            self._namespace = load_namespace(self.scope.namespace_callback, create)
-        return self._namespace
+        return self._namespace.get(create)
 
     @property
     def known_namespace(self) -> str | None:
         """The namespace if this request already looked it up; never looks
         it up.
         """
-        return self._namespace
+        return self._namespace.known
+
+    def rotate_namespace(self) -> None:
+        """Give the namespace a new token at commit; see
+        :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
+        """
+        self._namespace.rotate()
 
     def _resolve(self) -> Conversation:
-        cid = read_cid(request, self.settings.param, self.settings.header)
-        if cid is None:
+        found = locate_cid(request, self.settings.param, self.settings.header)
+        if found is None:
             return self._temporary()
         self.named_cid = True
+        cid, self.cid_source = found
         if not is_valid_cid(cid):
             self.missing = cid
             return self._temporary()
@@ -128,7 +149,8 @@ class RequestState:
             self.missing = cid
             return self._temporary()
         try:
-            acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
+            with self.failures.reporting("resolving the request's conversation"):
+                acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
         except (BusyConversation, ConversationStoreError) as e:
             # Reported on first use, like an unknown cid: error handlers then
             # see a temporary conversation instead of failing again.
@@ -138,12 +160,14 @@ class RequestState:
             self.missing = cid
             return self._temporary()
         self.locks[acquired.root_id] = acquired.token
+        self.held.add(acquired.root_id)
         self._listing = acquired.listing
         record = acquired.chain[-1]
         if record.ended:
             # The one request an ended conversation survives after a redirect.
             self.deletes[record.id] = None
             return self._temporary(self.store.serializer.loads(record.data))
+        self.named_live = cid
         return self._adopt(acquired.chain)
 
     def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
@@ -185,8 +209,12 @@ class RequestState:
         if cid in self.active:
             return self.active[cid]
         namespace = self.namespace(create=claim)
-        if namespace is None or cid in self.deletes:
+        if namespace is None or cid in self.deletes or self.clear:
             return None
+        with self.failures.reporting("looking up a conversation"):
+            return self._find_stored(namespace, cid, claim)
+
+    def _find_stored(self, namespace: str, cid: str, claim: bool) -> Conversation | None:
         if self.locks:
             # It may be in a stack this request holds: look before locking,
             # or the request would wait for itself.
@@ -203,6 +231,8 @@ class RequestState:
         if acquired is None:
             return None
         self.locks[acquired.root_id] = acquired.token
+        if acquired.chain:
+            self.held.add(acquired.root_id)
         if not acquired.chain or acquired.chain[-1].ended:
             return None
         return self._adopt(acquired.chain)
@@ -240,16 +270,7 @@ class RequestState:
         new_id = id or secrets.token_urlsafe(16)
 
         if conv.long_running:
-            depth = conv.depth + 1
-            if depth > self.settings.max_depth:
-                raise ConversationError(
-                    f"Cannot nest deeper than CONVERSATION_MAX_DEPTH ({self.settings.max_depth})."
-                )
-            if depth + 1 > self.settings.max_count:
-                raise ConversationError(
-                    "Cannot begin another conversation: this stack alone holds"
-                    f" CONVERSATION_MAX_COUNT ({self.settings.max_count})."
-                )
+            self._check_child(conv)
             conv = Conversation(
                 self,
                 {},
@@ -262,9 +283,28 @@ class RequestState:
         else:
             conv.promote(new_id, self.store.clock(), timeout=timeout, description=description)
         self.active[new_id] = conv
+        self._begun.add(new_id)
         self.current = conv
         conversation_begun.send(self.app, conversation=conv)
         return True
+
+    def _check_child(self, parent: Conversation) -> None:
+        """Refuse a child of ``parent`` past a limit (see
+        :func:`~.limits.check_child`): the request then commits nothing.
+        """
+        root = parent.root
+
+        def size() -> int:
+            if root.id in self._begun:
+                # Begun in this request: nothing of it is stored yet.
+                return sum(1 for c in self.active.values() if c.root is root)
+            return stack_size(self.conversations(), t.cast(str, root.id))
+
+        try:
+            check_child(self.settings, parent.depth + 1, size)
+        except ConversationLimitReached:
+            self.failed = self.refused = True
+            raise
 
     def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
         """See :meth:`Conversation.end`."""
@@ -299,16 +339,17 @@ class RequestState:
         self.ended.append(Ended(cid, survivor, before_redirect))
 
     def end_all(self) -> None:
-        """End every conversation of the namespace; applied at commit."""
-        namespace = self.namespace()
-        if namespace is None:
+        """End every conversation of the namespace, as the namespace holds
+        them when the request commits.
+        """
+        if self.namespace() is None:
             return
-        for record in self.store.list_namespace(namespace):
-            self.deletes[record.id] = None if record.ended else "cleared"
-        for cid, conv in self.active.items():
-            self.deletes[cid] = "cleared"
+        self.clear = True
+        for conv in self.active.values():
             conv.detach()
         self.active.clear()
+        # Nothing of the namespace survives, not even for a redirect.
+        self.ended.clear()
         if self.current.nested:
             self.current = self._temporary(dict(self.current))
 
@@ -335,12 +376,16 @@ class RequestState:
         now = self.store.clock()
         # The listing that came with the lock saves a round trip.
         listed = self._listing(now) if self._listing is not None else None
-        if listed is not None:
+        if self.clear:
+            infos = {}
+        elif listed is not None:
             infos = {i.id: i for i in listed if i.id not in self.deletes}
         else:
+            with self.failures.reporting("listing the namespace"):
+                records = self.store.list_namespace(namespace)
             infos = {
                 r.id: ConversationInfo.from_record(r)
-                for r in self.store.list_namespace(namespace)
+                for r in records
                 if not r.ended and r.expires_at > now and r.id not in self.deletes
             }
         for cid, conv in self.active.items():
@@ -355,7 +400,7 @@ class RequestState:
     ) -> ConversationRecord:
         if data is None:
             data = dump_data(self.store.serializer, conv.own_data, conv.id, self.settings.max_size)
-        return record_of(conv, t.cast(str, self._namespace), now, data)
+        return record_of(conv, t.cast(str, self.known_namespace), now, data)
 
     def commit(self, response: Response) -> None:
         """Write this request's changes in one batch and release its locks,
@@ -371,39 +416,70 @@ class RequestState:
             unlock=self.locks,
             max_count=self.settings.max_count,
             keep_roots={t.cast(str, c.root.id) for c in self.active.values()},
+            clear=self.clear,
+            held=self.held,
         )
         survivor = None
+        namespace = self.known_namespace
         for ended in redirect_survivors(response, self.ended, self.settings.param):
             data = dump_data(
                 self.store.serializer, dict(ended.conversation), ended.cid, self.settings.max_size
             )
             batch.saves.append(
-                survivor_of(ended.cid, ended.conversation, t.cast(str, self._namespace), now, data)
+                survivor_of(ended.cid, ended.conversation, t.cast(str, namespace), now, data)
             )
             survivor = ended.cid
-        namespace = self._namespace
-        destroyed = self.store.commit(namespace, batch) if namespace and batch else []
+        destroyed = []
+        with self.failures.reporting("committing"):
+            if namespace and batch:
+                destroyed = self.store.commit(namespace, batch)
         self.locks = {}
+        rotation = self._namespace.rotation()
+        if rotation is not None:
+            with self.failures.reporting("moving the namespace"):
+                self.store.move_namespace(*rotation, self.settings.lock_timeout)
+        self._namespace.save(response)
         for cid, reason in destroyed:
             conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
         propagated = self.current.id if self.current.long_running else survivor
         if propagated is not None:
             response.headers[self.settings.header] = propagated
 
+    def cache_headers(self, response: Response) -> None:
+        """Keep shared caches from serving this response to someone else
+        (see :func:`~.caching.mark_private`), when it may depend on who
+        asks: the request named a cid (even one whose conversation was
+        missing or ended: whether it is found depends on who asks) or
+        looked up its namespace.
+
+        :param response: the response about to be sent.
+        """
+        if self.cid_source is not None or self.known_namespace is not None:
+            mark_private(response, self.settings.header, self.cid_source)
+
+    def keep_named_cid(self, response: Response) -> None:
+        """On a response refused by a limit, the cid the request named:
+        nothing changed, so the client goes on working in it.
+
+        :param response: the response about to be sent.
+        """
+        if self.refused and self.named_live is not None:
+            response.headers[self.settings.header] = self.named_live
+
     def release(self) -> None:
         """Release every lock still held: the request failed or never
         committed. Never raises.
         """
         locks, self.locks = self.locks, {}
-        namespace = self._namespace
+        namespace = self.known_namespace
         if namespace is None:
             return
         for root_id, token in locks.items():
             try:
                 self.store.unlock(namespace, root_id, token)
-            except Exception:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001
                 # The lease expires the lock; the response is already sent.
-                logger.exception("Could not release the lock of stack %r.", root_id)
+                self.failures.log(e, f"releasing the lock of stack {root_id!r}")
 
 
 def _within(conv: Conversation, ancestor: Conversation) -> bool:

@@ -47,12 +47,12 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict[str, object]]:
 
 
 def test_in_process_figures(tmp_path: Path) -> None:
-    out, results = run_bench(tmp_path, "--figures", "1,2,3,4,5,7", "--counts", "1,3")
+    out, results = run_bench(tmp_path, "--figures", "1,2,3,4,5,7,8", "--counts", "1,3")
     assert "| what" in out and "| result" in out
     rows = results["rows"]
     assert isinstance(rows, list)
     figures = [row["figure"] for row in rows]
-    assert sorted(set(figures)) == ["1", "2", "3", "4", "5", "7"]
+    assert sorted(set(figures)) == ["1", "2", "3", "4", "5", "7", "8"]
     # Redis is real here: nothing may have been skipped.
     assert not [row for row in rows if row["result"].startswith("skipped")], out
     for row in rows:
@@ -79,18 +79,18 @@ def test_in_process_figures(tmp_path: Path) -> None:
 
 
 def test_sql_figures(tmp_path: Path) -> None:
-    out, results = run_bench(tmp_path, "--figures", "8,9", "--counts", "1,3")
+    out, results = run_bench(tmp_path, "--figures", "9,10", "--counts", "1,3")
     rows = results["rows"]
     assert isinstance(rows, list)
     # PostgreSQL is real here: nothing may have been skipped.
     assert not [row for row in rows if row["result"].startswith("skipped")], out
-    assert sorted({row["figure"] for row in rows}) == ["8", "9"]
-    ratios = [row for row in rows if row["figure"] == "8" and "read+write," in row["what"]]
+    assert sorted({row["figure"] for row in rows}) == ["10", "9"]
+    ratios = [row for row in rows if row["figure"] == "9" and "read+write," in row["what"]]
     assert len(ratios) == 2 and all(row["value"] > 0 for row in ratios)
     counts = {row["what"]: row for row in rows if "transactions per" in row["what"]}
     ours = counts["SQL transactions per read+write request, SQLAlchemyStore"]
     assert ours["value"] == 2 and ours["met"], ours
-    assert sorted(r["extra"]["live"] for r in rows if r["figure"] == "9") == [1, 3]
+    assert sorted(r["extra"]["live"] for r in rows if r["figure"] == "10") == [1, 3]
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")

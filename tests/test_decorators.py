@@ -156,3 +156,27 @@ def test_natural_id_from_a_hostile_url_segment_is_404(app: Flask) -> None:
     client = app.test_client()
     assert client.post("/book/7").status_code == 200
     assert client.post("/book/a%20b").status_code == 404
+
+
+def test_404_of_a_hostile_natural_id_shows_a_bounded_escaped_part(app: Flask) -> None:
+    """The 404 page names the id it refused, but never more than 70
+    characters of it, and escaped: a URL segment of 20,000 characters or
+    one with markup comes back neither whole nor as markup.
+    """
+
+    @app.post("/book/<hotel>")
+    @begin_conversation(id=lambda hotel: f"booking-{hotel}")
+    def book(hotel: str) -> str:
+        return "booked"
+
+    client = app.test_client()
+    long = "x" * 20_000
+    rv = client.post(f"/book/{long}")
+    assert rv.status_code == 404
+    assert "x" * 71 not in rv.text and "x" * 60 in rv.text
+    assert "(20008 characters)" in rv.text
+    assert len(rv.data) < 1_000
+
+    rv = client.post("/book/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    assert rv.status_code == 404
+    assert "<img" not in rv.text and "&lt;img src=x onerror=alert(1)&gt;" in rv.text

@@ -12,10 +12,13 @@ from flask_conversation import ContextNotActive
 from flask_conversation import conversation
 from flask_conversation import ConversationError
 from flask_conversation import ConversationIdInUse
+from flask_conversation import ConversationLimitReached
 from flask_conversation import ConversationScope
 from flask_conversation import ConversationStateError
 from flask_conversation import ConversationStoreError
+from flask_conversation import ConversationTooLarge
 from flask_conversation import NoConversation
+from flask_conversation import NoNamespace
 from flask_conversation import NonexistentConversation
 from flask_conversation.testing import ConversationClient
 
@@ -28,6 +31,9 @@ def test_error_hierarchy() -> None:
         BusyConversation,
         NoConversation,
         ConversationStoreError,
+        ConversationTooLarge,
+        ConversationLimitReached,
+        NoNamespace,
         ContextNotActive,
     ):
         assert issubclass(cls, ConversationError)
@@ -35,6 +41,7 @@ def test_error_hierarchy() -> None:
     assert not issubclass(ConversationIdInUse, ValueError)
     codes = {NonexistentConversation: 404, BusyConversation: 503, NoConversation: 400}
     codes[ConversationStoreError] = 503
+    codes.update({ConversationTooLarge: 413, ConversationLimitReached: 409, NoNamespace: 403})
     for cls, code in codes.items():
         assert issubclass(cls, HTTPException)
         assert cls.code == code

@@ -5,6 +5,7 @@ user can take, fast. ``tests/browser/`` repeats the main ones in Chromium.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -19,7 +20,10 @@ from examples import booking
 from examples import bot
 from examples import wizard
 from examples.bot.console import chat
+from examples.bot.views import SECRET_HEADER
 from flask_conversation.testing import ConversationClient
+from tests.csrf import with_csrf
+from tests.live_server import LiveServer
 
 Tab = ConversationClient
 
@@ -59,7 +63,7 @@ def booking_app(request: pytest.FixtureRequest) -> t.Iterator[Flask]:
 
 @pytest.fixture
 def tab(booking_app: Flask) -> Tab:
-    return t.cast(Tab, booking_app.test_client())
+    return with_csrf(t.cast(Tab, booking_app.test_client()), "/hotels/1")
 
 
 def start_booking(
@@ -320,7 +324,7 @@ def sign_up_to_step_3(tab: Tab) -> str:
 
 
 def test_wizard_flow(wizard_app: Flask) -> None:
-    tab = t.cast(Tab, wizard_app.test_client())
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
     cid = sign_up_to_step_3(tab)
     tab.post("/preferences", data={"topics": ["Events", "Bogus"]})
     review = tab.get("/review").text
@@ -341,7 +345,7 @@ def test_wizard_flow(wizard_app: Flask) -> None:
 
 
 def test_wizard_validation(wizard_app: Flask) -> None:
-    tab = t.cast(Tab, wizard_app.test_client())
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
     rv = tab.post("/", data={"email": "nope", "password": "short"})
     assert rv.status_code == 422
     assert "Enter an e-mail address" in rv.text and "at least 8 characters" in rv.text
@@ -352,7 +356,7 @@ def test_wizard_validation(wizard_app: Flask) -> None:
 
 
 def test_wizard_steps_need_a_sign_up(wizard_app: Flask) -> None:
-    tab = t.cast(Tab, wizard_app.test_client())
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
     for path in ("/profile", "/preferences", "/review"):
         rv = tab.get(path)
         assert rv.status_code == 302 and rv.location == "/", path
@@ -365,7 +369,7 @@ def test_wizard_expired_goes_to_step_one_with_message(wizard_app: Flask) -> None
 
     clock = Clock()
     ConversationScope.get_store(wizard_app).clock = clock
-    tab = t.cast(Tab, wizard_app.test_client())
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
     sign_up_to_step_3(tab)
     clock.now += 16 * 60
     rv = tab.post("/preferences", data={"topics": ["Events"]})
@@ -376,7 +380,7 @@ def test_wizard_expired_goes_to_step_one_with_message(wizard_app: Flask) -> None
 
 
 def test_wizard_tabs_are_separate(wizard_app: Flask) -> None:
-    one = t.cast(Tab, wizard_app.test_client())
+    one = with_csrf(t.cast(Tab, wizard_app.test_client()))
     two = one.new_tab()
     sign_up_to_step_3(one)
     two.post("/", data={"email": "bob@example.com", "password": "12345678"})
@@ -398,18 +402,25 @@ class Clock:
 # -- bot -----------------------------------------------------------------------
 
 
+BOT_SECRET = "the-bot-secret"
+
+
 @pytest.fixture
 def bot_app() -> Flask:
     # A webhook caller is not a browser tab: it never sends a cid back, so
     # the plain test client stands for it.
-    return bot.create_app({"TESTING": True})
+    return bot.create_app({"TESTING": True, "BOT_WEBHOOK_SECRET": BOT_SECRET})
 
 
 def sender(app: Flask, user_id: str, platform: str = "console") -> t.Callable[[str], list[str]]:
     client = app.test_client()
 
     def send(text: str) -> list[str]:
-        rv = client.post("/webhook", json={"platform": platform, "user_id": user_id, "text": text})
+        rv = client.post(
+            "/webhook",
+            json={"platform": platform, "user_id": user_id, "text": text},
+            headers={SECRET_HEADER: BOT_SECRET},
+        )
         assert rv.status_code == 200, rv.text
         # Webhooks carry no cookie and no cid: the namespace finds the chat.
         assert "Set-Cookie" not in rv.headers
@@ -463,7 +474,7 @@ def test_bot_forgets_quiet_chats(bot_app: Flask) -> None:
     ],
 )
 def test_bot_refuses_bad_messages(bot_app: Flask, payload: t.Any) -> None:
-    rv = bot_app.test_client().post("/webhook", json=payload)
+    rv = bot_app.test_client().post("/webhook", json=payload, headers={SECRET_HEADER: BOT_SECRET})
     assert rv.status_code == 400
 
 
@@ -477,3 +488,133 @@ def test_bot_console(bot_app: Flask) -> None:
         "Bot > Hello Tim",
         'Bot > {"asking": false, "count": 2, "nickname": "Tim"}',
     ]
+
+
+def test_bot_refuses_messages_without_the_secret(bot_app: Flask) -> None:
+    """The body names the chat: without the webhook's secret nobody may
+    read or reset it (``/state`` and ``/reset`` of user 1001 below).
+    """
+    send = sender(bot_app, "1001")
+    send("Hi")
+    send("Tim")
+    client = bot_app.test_client()
+    forged = {"platform": "console", "user_id": "1001"}
+    for headers in ({}, {SECRET_HEADER: "guess"}, {SECRET_HEADER: BOT_SECRET + "x"}):
+        for text in ("/state", "/reset"):
+            rv = client.post("/webhook", json={**forged, "text": text}, headers=headers)
+            assert rv.status_code == 403, headers
+            assert "Tim" not in rv.text
+    # A malformed body without the secret is refused for the secret, unread.
+    assert client.post("/webhook", data="not json").status_code == 403
+    assert json.loads(send("/state")[0]) == {"asking": False, "count": 2, "nickname": "Tim"}
+
+
+def test_bot_secret_from_environment_or_made_up(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("BOT_WEBHOOK_SECRET", "from-the-environment")
+    assert bot.create_app().config["BOT_WEBHOOK_SECRET"] == "from-the-environment"
+    assert "BOT_WEBHOOK_SECRET" not in caplog.text
+
+    monkeypatch.delenv("BOT_WEBHOOK_SECRET")
+    one, two = bot.create_app(), bot.create_app()
+    secret = one.config["BOT_WEBHOOK_SECRET"]
+    assert len(secret) >= 40 and secret != two.config["BOT_WEBHOOK_SECRET"]
+    # The log says how to talk to this run's bot.
+    assert f"BOT_WEBHOOK_SECRET={secret} python -m examples.bot.console" in caplog.text
+
+
+def test_bot_console_sends_the_secret(bot_app: Flask) -> None:
+    """The console over real HTTP: with the secret it chats, without it it
+    says what to set.
+    """
+    from examples.bot.console import main
+
+    with LiveServer(bot_app) as server:
+        url = f"{server.url}/webhook"
+        out = io.StringIO()
+        argv = ["--url", url, "--user", "ada", "--secret", BOT_SECRET]
+        assert main(argv, stdin=io.StringIO("Hi\nAda\n"), stdout=out) == 0
+        assert out.getvalue().splitlines() == [
+            "Bot > Count: 1",
+            "Bot > Hi, what's your nickname?",
+            "Bot > Count: 2",
+            "Bot > Hello Ada",
+        ]
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["--url", url, "--secret", ""], stdin=io.StringIO("Hi\n")) == 1
+        assert "set BOT_WEBHOOK_SECRET" in err.getvalue()
+
+
+# -- the web examples against other sites -----------------------------------------
+
+
+@pytest.mark.parametrize("factory", [booking.create_app, wizard.create_app])
+def test_secret_key_from_environment_or_random(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    factory: t.Callable[..., Flask],
+) -> None:
+    """Never a fixed, published key: the environment's, or a random one
+    per start, with a log line that says so (``flask run`` still works).
+    """
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    assert factory().secret_key == "from-the-environment"
+    assert "SECRET_KEY is not set" not in caplog.text
+
+    monkeypatch.delenv("SECRET_KEY")
+    one, two = factory(), factory()
+    assert one.secret_key and two.secret_key and one.secret_key != two.secret_key
+    assert len(t.cast(str, one.secret_key)) == 64
+    assert "SECRET_KEY is not set: generated a random one" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("factory", "page"), [(booking.create_app, "/hotels/1"), (wizard.create_app, "/")]
+)
+def test_session_cookie_is_samesite_lax(factory: t.Callable[..., Flask], page: str) -> None:
+    client = make(factory).test_client()
+    client.get(page)  # the form's CSRF token starts the session
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.same_site == "Lax"
+
+
+def cross_site(tab: Tab) -> Tab:
+    """Another site's form, posting from the user's browser: it sends the
+    user's session cookie (as a browser without ``SameSite`` would), but
+    cannot read the user's pages, so it has no CSRF token.
+    """
+    cookie = tab.get_cookie("session")
+    assert cookie is not None
+    forged = t.cast(Tab, tab.application.test_client())
+    forged.set_cookie("session", cookie.value)
+    return forged
+
+
+def test_forged_cross_site_posts_are_refused(booking_app: Flask) -> None:
+    """Another site's form posts with the user's cookie but cannot know the
+    token of the user's session: 32 forged ``POST /hotels/2/book`` are
+    refused (400) and the user's open booking is untouched, where before
+    they would have begun 32 conversations and evicted it.
+    """
+    booking_app.config["CONVERSATION_MAX_COUNT"] = 3
+    tab = with_csrf(t.cast(Tab, booking_app.test_client()), "/hotels/1")
+    cid = start_booking(tab, 1)
+    forged = cross_site(tab)
+    for _ in range(32):
+        rv = forged.post("/hotels/2/book", headers={"Origin": "https://evil.example"})
+        assert rv.status_code == 400 and "CSRF" in rv.text
+    assert forged.cid is None
+    assert tab.get(f"/booking?cid={cid}").status_code == 200
+    sidebar = tab.get("/").text
+    assert "Booking: Harbour View" in sidebar and "Booking: Alpine Lodge" not in sidebar
+
+
+def test_forged_wizard_post_is_refused(wizard_app: Flask) -> None:
+    tab = with_csrf(t.cast(Tab, wizard_app.test_client()))
+    cid = sign_up_to_step_3(tab)
+    forged = cross_site(tab)
+    rv = forged.post("/profile", data={"cid": cid, "name": "Mallory", "country": "Other"})
+    assert rv.status_code == 400
+    assert "Ada" in tab.get("/review").text

@@ -9,7 +9,6 @@ from conftest import FakeClock
 from flask import Flask
 
 from flask_conversation import conversation
-from flask_conversation import ConversationError
 from flask_conversation.testing import ConversationClient
 
 
@@ -130,9 +129,10 @@ def test_max_count_counts_nested_and_evicts_whole_stacks(
 def test_max_count_current_stack_alone(app: Flask, api: ConversationClient) -> None:
     app.config["CONVERSATION_MAX_COUNT"] = 2
     api.post("/begin")
-    api.post("/begin", json={"nested": True})
-    with pytest.raises(ConversationError, match="CONVERSATION_MAX_COUNT"):
-        api.post("/begin", json={"nested": True})
+    child = api.post("/begin", json={"nested": True}).json["id"]
+    rv = api.post("/begin", json={"nested": True})
+    assert rv.status_code == 409 and "CONVERSATION_MAX_COUNT (2)" in rv.text
+    assert api.get("/show").json["id"] == child
 
 
 def test_conversations_listing(app: Flask, api: ConversationClient, clock: FakeClock) -> None:

@@ -18,6 +18,7 @@ from flask import render_template
 from flask_conversation import ConversationScope
 from flask_conversation import NonexistentConversation
 
+from ..security import protect
 from .hotels import HotelConverter
 from .views import bp
 
@@ -32,8 +33,11 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     """
     app = Flask(__name__)
     app.config.update(
-        # The cookie is signed with this key: set SECRET_KEY in production.
-        SECRET_KEY=os.environ.get("SECRET_KEY", "dev"),
+        # The cookie is signed with this key; without one, a random key is
+        # made at start (see examples.security).
+        SECRET_KEY=os.environ.get("SECRET_KEY"),
+        # The browser sends the session cookie with no other site's form.
+        SESSION_COOKIE_SAMESITE="Lax",
         CONVERSATION_TIMEOUT=30 * 60,
     )
     redis_url = os.environ.get("REDIS_URL")
@@ -46,6 +50,7 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
         app.config.update(test_config)
 
     app.url_map.converters["hotel"] = HotelConverter
+    protect(app)
     scope.init_app(app)
     app.register_blueprint(bp)
     app.register_error_handler(NonexistentConversation, booking_ended)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import typing as t
 
 from flask import abort
 from flask import Blueprint
+from flask import current_app
 from flask import request
 
 from flask_conversation import begin_conversation
@@ -15,6 +17,23 @@ from flask_conversation import ConversationScope
 
 scope = ConversationScope()
 bp = Blueprint("bot", __name__)
+
+#: The header that carries the webhook's secret, after Telegram's
+#: ``X-Telegram-Bot-Api-Secret-Token`` (set with ``setWebhook(secret_token=...)``).
+SECRET_HEADER = "X-Bot-Api-Secret-Token"
+
+
+def verify_secret() -> None:
+    """Refuse a request that does not carry the webhook's secret: the body
+    names the chat, so without it anyone could read or reset any chat.
+    Answers 403.
+    """
+    given = request.headers.get(SECRET_HEADER, "")
+    expected = current_app.config["BOT_WEBHOOK_SECRET"]
+    # Constant time, so that the answer's timing does not tell how much of
+    # a guess was right.
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        abort(403, f"Send the webhook's secret in the {SECRET_HEADER} header.")
 
 
 def message() -> dict[str, str]:
@@ -46,8 +65,11 @@ def chat_namespace() -> str:
 
 @bp.before_request
 def check_message() -> None:
-    """Refuse a malformed message before the conversation is touched."""
+    """Refuse a message without the secret, then a malformed one, before
+    the body is trusted or the conversation touched.
+    """
     if request.endpoint == "bot.webhook":
+        verify_secret()
         message()
 
 
@@ -57,6 +79,7 @@ def about() -> dict[str, t.Any]:
     return {
         "webhook": "POST /webhook",
         "example": {"platform": "console", "user_id": "42", "text": "Hi"},
+        "header": f"{SECRET_HEADER}: <BOT_WEBHOOK_SECRET>",
         "commands": {"/state": "show the chat's state", "/reset": "start over"},
     }
 

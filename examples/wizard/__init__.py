@@ -13,6 +13,7 @@ from flask import Flask
 
 from flask_conversation import ConversationScope
 
+from ..security import protect
 from .views import bp
 
 scope = ConversationScope()
@@ -25,8 +26,11 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     """
     app = Flask(__name__)
     app.config.update(
-        # The cookie is signed with this key: set SECRET_KEY in production.
-        SECRET_KEY=os.environ.get("SECRET_KEY", "dev"),
+        # The cookie is signed with this key; without one, a random key is
+        # made at start (see examples.security).
+        SECRET_KEY=os.environ.get("SECRET_KEY"),
+        # The browser sends the session cookie with no other site's form.
+        SESSION_COOKIE_SAMESITE="Lax",
         # A sign-up left alone for 15 minutes starts over...
         CONVERSATION_TIMEOUT=15 * 60,
         # ...at step 1, with a message, instead of an error page.
@@ -38,6 +42,7 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     )
     if test_config is not None:
         app.config.update(test_config)
+    protect(app)
     scope.init_app(app)
     app.register_blueprint(bp)
     return app

@@ -6,6 +6,7 @@ import contextlib
 import typing as t
 
 from .base import ConversationStore as ConversationStore
+from .locks import lock_retries as lock_retries
 from .memory import MemoryStore as MemoryStore
 from .records import Acquired as Acquired
 from .records import CommitBatch as CommitBatch

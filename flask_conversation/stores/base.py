@@ -16,12 +16,14 @@ rules they share are in :mod:`.rules`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import typing as t
 
 from ..errors import BusyConversation
 from ..serialization import ConversationSerializer
 from ..serialization import Serializer
+from .locks import lock_retries
 from .records import Acquired
 from .records import CommitBatch
 from .records import ConversationRecord
@@ -82,6 +84,11 @@ class ConversationStore:
     #: :meth:`purge` has nothing to do.
     native_expiry: bool = False
 
+    #: Whether the store keeps its records in :data:`flask.session`: the
+    #: namespace token is then kept there too, instead of in a cookie of
+    #: its own (``CONVERSATION_COOKIE_NAME``).
+    in_session: bool = False
+
     def __init__(
         self,
         serializer: Serializer | None = None,
@@ -132,10 +139,33 @@ class ConversationStore:
         between processes gives it a lease so that a crashed holder cannot
         keep it forever.
 
+        A waiting request asks the backend at most about ten times a second.
+        By default, :meth:`try_lock` is called at once, then after pauses
+        that grow (see :func:`~.locks.lock_retries`); a store whose backend
+        can wake waiters (a condition, a blocking pop) overrides this
+        instead.
+
         :param namespace: the namespace of the stack.
         :param root_id: the id of the stack's root.
         :param timeout: seconds to wait for another holder.
         :return: an owner token for :meth:`unlock`, or ``None`` on timeout.
+        """
+        for _ in lock_retries(timeout):
+            token = self.try_lock(namespace, root_id)
+            if token is not None:
+                return token
+        return None
+
+    def try_lock(self, namespace: str, root_id: str) -> str | None:
+        """Take the lock of one stack if it is free, without waiting. A
+        store implements this or :meth:`lock`.
+
+        :param namespace: the namespace of the stack.
+        :param root_id: the id of the stack's root.
+        :return: an owner token for :meth:`unlock`, or ``None`` if another
+            request holds the lock.
+
+        .. versionadded:: 0.1
         """
         raise NotImplementedError
 
@@ -218,13 +248,15 @@ class ConversationStore:
         :raise BusyConversation: the lock was not free within ``timeout``.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            acquired = self.acquire(namespace, cid, timeout)
+        # Each round waits for a lock; a round that finds ``cid`` moved to
+        # another stack meanwhile starts over, paced, until the deadline.
+        for _ in lock_retries(timeout):
+            acquired = self.acquire(namespace, cid, max(deadline - time.monotonic(), 0.0))
             if acquired is not None:
                 return acquired
             token = self.lock(namespace, cid, max(deadline - time.monotonic(), 0.0))
             if token is None:
-                raise BusyConversation()
+                break
             # Created while this request waited: join it through its stack.
             chain = self.load_chain(namespace, cid) if self.shared else None
             if chain is None:
@@ -232,6 +264,7 @@ class ConversationStore:
             if chain[0].id == cid:
                 return Acquired(cid, token, chain)
             self.unlock(namespace, cid, token)
+        raise BusyConversation()
 
     def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
         """Apply one request's changes with :meth:`apply_batch`, then
@@ -242,7 +275,7 @@ class ConversationStore:
         :return: the records removed, with their reasons, for the signals.
         """
         try:
-            if batch.saves or batch.deletes:
+            if batch.saves or batch.deletes or batch.clear:
                 return self.apply_batch(namespace, batch)
             return []
         finally:
@@ -259,8 +292,8 @@ class ConversationStore:
         in fewer round trips.
 
         :param namespace: the namespace the changes belong to.
-        :param batch: the changes, with :attr:`~CommitBatch.saves` or
-            :attr:`~CommitBatch.deletes`.
+        :param batch: the changes, with :attr:`~CommitBatch.saves`,
+            :attr:`~CommitBatch.deletes` or :attr:`~CommitBatch.clear`.
         :return: the records removed, with their reasons, for the signals.
 
         .. versionadded:: 0.1
@@ -271,6 +304,64 @@ class ConversationStore:
         for record in plan.save:
             self.save(record)
         return plan.destroyed
+
+    def move_namespace(self, old: str, new: str, timeout: float) -> None:
+        """Move every record of the namespace ``old`` to ``new``, for
+        :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
+        Afterwards ``old`` holds none of them, and no request that was
+        working in ``old`` writes any of them back there.
+
+        The default takes the lock of each stack of ``old``, waiting up to
+        ``timeout`` seconds in all for requests that hold them, so that their
+        changes are committed first and move along; then it saves each record
+        in ``new``, deletes it from ``old``, and releases the locks. Every call
+        names one namespace, so the two namespaces may live apart (another
+        slot of a Redis Cluster). A stack whose lock stays busy is moved
+        anyway: its holder then finds it gone at commit and writes nothing
+        (see :attr:`CommitBatch.held`). A failure part-way leaves every
+        record in ``old``, and maybe copies in ``new``, which no client has
+        the token of yet.
+
+        :param old: the current namespace.
+        :param new: the new namespace, which holds nothing yet.
+        :param timeout: seconds to wait for the stacks' locks, in all.
+
+        .. versionadded:: 0.1
+        """
+        tokens = self.lock_namespace(old, timeout)
+        try:
+            records = self.list_namespace(old)
+            for record in records:
+                self.save(dataclasses.replace(record, namespace=new))
+            for record in records:
+                self.delete(old, record.id)
+        finally:
+            for root_id, token in tokens.items():
+                self.unlock(old, root_id, token)
+
+    def lock_namespace(self, namespace: str, timeout: float) -> dict[str, str]:
+        """Take the locks of the stacks of ``namespace``, waiting up to
+        ``timeout`` seconds in all; a stack whose lock stays busy is left out.
+
+        :param namespace: the namespace.
+        :param timeout: seconds to wait, in all.
+        :return: ``root_id -> token`` of the locks taken, for :meth:`unlock`.
+
+        .. versionadded:: 0.1
+        """
+        deadline = time.monotonic() + timeout
+        tokens: dict[str, str] = {}
+        try:
+            for root_id in sorted({r.root_id for r in self.list_namespace(namespace)}):
+                left = max(deadline - time.monotonic(), 0.0)
+                token = self.lock(namespace, root_id, left)
+                if token is not None:
+                    tokens[root_id] = token
+        except BaseException:
+            for root_id, token in tokens.items():
+                self.unlock(namespace, root_id, token)
+            raise
+        return tokens
 
     def purge(self) -> int | None:
         """Remove expired records of every namespace.

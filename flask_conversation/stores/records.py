@@ -232,6 +232,17 @@ class CommitBatch:
     :param max_count: the most long-running conversations the namespace may
         hold; whole least recently used stacks are evicted to fit.
     :param keep_roots: stacks this request works in, never evicted.
+    :param clear: remove every record the namespace holds at the commit
+        (``end_all()``), reported with reason ``"cleared"``, before the
+        batch's own changes apply.
+    :param held: the roots of the stacks this request read from the store
+        while holding their locks. A held root that the namespace no longer
+        holds was removed by another request meanwhile (``end_all()``,
+        eviction, or a commit that found it expired and reported it): the
+        batch writes nothing of that stack back.
+
+    .. versionchanged:: 0.1
+        Added ``clear`` and ``held``.
     """
 
     saves: list[ConversationRecord] = dataclasses.field(default_factory=list)
@@ -239,9 +250,20 @@ class CommitBatch:
     unlock: dict[str, str] = dataclasses.field(default_factory=dict)
     max_count: int = 32
     keep_roots: set[str] = dataclasses.field(default_factory=set)
+    clear: bool = False
+    held: set[str] = dataclasses.field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.saves or self.deletes or self.unlock)
+        return bool(self.saves or self.deletes or self.unlock or self.clear)
+
+    def lost_roots(self, stored: t.Container[str]) -> set[str]:
+        """The held roots that ``stored`` (the ids the namespace holds) no
+        longer contains: stacks another request removed while this one
+        held them, which this batch must not write back.
+
+        :param stored: the ids of the records the namespace holds.
+        """
+        return {root for root in self.held if root not in stored}
 
 
 #: ``(cid, reason)`` pairs of the records a commit removed and reports.

@@ -119,14 +119,15 @@ return out
 #   ARGV     base, now, the shard's registry, the namespace, max_count,
 #            then counted lists: n, keep roots...; n, (cid, meta, value,
 #            ttl_ms, expires_at)...; n, (cid, reason or "")...;
-#            n, (root, token)...
+#            n, (root, token)...; n, held roots...; then "1" to clear the
+#            namespace (end_all) or ""
 #   returns  {-1, root} this request no longer holds a lock (its lease ran
 #            out, whether or not another request took it): nothing written,
 #            {1, cid, reason, cid, reason, ...}
 _COMMIT = """
 local base, now = ARGV[1], tonumber(ARGV[2])
 local index, registry, namespace = KEYS[1], ARGV[3], ARGV[4]
-local batch = {m = tonumber(ARGV[5]), k = {}, s = {}, d = {}, u = {}}
+local batch = {m = tonumber(ARGV[5]), k = {}, s = {}, d = {}, u = {}, h = {}}
 local at = 6
 local function take(list, width)
   local n = tonumber(ARGV[at])
@@ -142,6 +143,8 @@ take(batch.k, 1)
 take(batch.s, 5)
 take(batch.d, 2)
 take(batch.u, 2)
+take(batch.h, 1)
+local clear = ARGV[at] == '1'
 local EARLIEST = '~e'
 
 local function unlock_all()
@@ -159,7 +162,26 @@ for _, u in ipairs(batch.u) do
   end
 end
 
-if #batch.d == 0 then
+-- A stack this request held that another request removed meanwhile
+-- (end_all, eviction, expiry) is not written back.
+local lost = {}
+for _, root in ipairs(batch.h) do
+  if redis.call('HEXISTS', index, root) == 0 then lost[root] = true end
+end
+if next(lost) then
+  local kept = {}
+  for _, s in ipairs(batch.s) do
+    if not lost[cjson.decode(s[2]).r] then kept[#kept + 1] = s end
+  end
+  batch.s = kept
+end
+
+if #batch.d == 0 and not clear and #batch.s == 0 then
+  unlock_all()
+  return {1}
+end
+
+if #batch.d == 0 and not clear then
   local entries = redis.call('HLEN', index)
   local earliest, fits = nil, false
   if entries == 0 then
@@ -221,6 +243,14 @@ for _, id in ipairs(order) do
   local r = records[id]
   if r.a + r.t <= now and not saving[id] then
     if r.e then remove(id, nil) else remove(id, 'expired') end
+  end
+end
+if clear then
+  for _, id in ipairs(order) do
+    local r = records[id]
+    if r then
+      if r.e then remove(id, nil) else remove(id, 'cleared') end
+    end
   end
 end
 
@@ -782,7 +812,7 @@ class RedisStore(ConversationStore):
             longer holds a lock of the batch (its lease ran out); nothing
             was written.
         """
-        if not (batch.saves or batch.deletes):
+        if not (batch.saves or batch.deletes or batch.clear):
             if batch.unlock:
                 pairs = [self.base(namespace)]
                 for root_id, token in batch.unlock.items():
@@ -810,6 +840,7 @@ class RedisStore(ConversationStore):
         args.append(len(batch.unlock))
         for root_id, token in batch.unlock.items():
             args += [root_id, token]
+        args += [len(batch.held), *sorted(batch.held), "1" if batch.clear else ""]
         rv = self._call(self._commit, keys=[self.index_key(namespace)], args=args)
         if int(rv[0]) != 1:
             raise ConversationStoreError(

@@ -28,9 +28,9 @@ class Plan:
 
 def only_saves(batch: CommitBatch, stored: t.Collection[str], earliest: float, now: float) -> bool:
     """Whether :func:`plan_commit` would save the whole batch and delete
-    nothing, so that a store may just write it: the batch deletes nothing,
-    no stored record has expired, and the namespace still fits
-    ``batch.max_count``.
+    nothing, so that a store may just write it: the batch deletes and
+    clears nothing, every stack it held is still stored, no stored record
+    has expired, and the namespace still fits ``batch.max_count``.
 
     :param batch: the request's changes.
     :param stored: the ids the namespace holds.
@@ -38,7 +38,9 @@ def only_saves(batch: CommitBatch, stored: t.Collection[str], earliest: float, n
         an empty namespace).
     :param now: the current time.
     """
-    if batch.deletes or not batch.saves or earliest <= now:
+    if batch.deletes or batch.clear or not batch.saves or earliest <= now:
+        return False
+    if batch.lost_roots(stored):
         return False
     new = sum(1 for r in batch.saves if r.id not in stored)
     return len(stored) + new <= batch.max_count
@@ -46,8 +48,10 @@ def only_saves(batch: CommitBatch, stored: t.Collection[str], earliest: float, n
 
 def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now: float) -> Plan:
     """Decide how a batch applies to the records a namespace holds: drop
-    expired records, delete ended subtrees, then evict least recently used
-    stacks until the namespace fits ``batch.max_count``.
+    expired records, clear the namespace if asked, delete ended subtrees,
+    then evict least recently used stacks until the namespace fits
+    ``batch.max_count``. Stacks the request held that another request
+    removed meanwhile are not written back (see :class:`.CommitBatch`).
 
     A pure function, so that every store shares the same rules.
 
@@ -56,12 +60,16 @@ def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now:
     :param now: the current time.
     """
     records = {r.id: r for r in stored}
-    saving = {r.id for r in batch.saves}
+    lost = batch.lost_roots(records)
+    saves = [r for r in batch.saves if r.root_id not in lost]
+    saving = {r.id for r in saves}
     delete: list[str] = []
     destroyed: Destroyed = []
 
     def remove(cid: str, reason: str | None) -> None:
         records.pop(cid, None)
+        if cid in delete:
+            return
         delete.append(cid)
         if reason is not None:
             destroyed.append((cid, reason))
@@ -71,8 +79,12 @@ def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now:
         if r.expires_at <= now and r.id not in saving:
             remove(r.id, None if r.ended else "expired")
 
+    if batch.clear:
+        for r in list(records.values()):
+            remove(r.id, None if r.ended else "cleared")
+
     children: dict[str, list[str]] = {}
-    for r in [*records.values(), *batch.saves]:
+    for r in [*records.values(), *saves]:
         if r.parent_id is not None:
             children.setdefault(r.parent_id, []).append(r.id)
 
@@ -85,7 +97,7 @@ def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now:
                 is_tombstone = current in records and records[current].ended
                 remove(current, None if is_tombstone else reason)
 
-    for r in batch.saves:
+    for r in saves:
         records[r.id] = r
 
     live = [r for r in records.values() if not r.ended]
@@ -109,6 +121,6 @@ def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now:
 
     return Plan(
         delete=delete,
-        save=[r for r in batch.saves if r.id in records],
+        save=[r for r in saves if r.id in records],
         destroyed=destroyed,
     )

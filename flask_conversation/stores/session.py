@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from flask import session
@@ -43,12 +44,19 @@ class SessionStore(ConversationStore):
     session commits a change. The store cannot list other users' sessions,
     so the CLI cannot list or purge it.
 
+    The namespace token lives in the session too. Within one process, a
+    request that holds a stack while another request clears the namespace
+    (``end_all()``) or moves it (``rotate_namespace()``) writes none of the
+    namespace back into its copy of the session.
+
     .. versionadded:: 0.1
     """
 
     #: The records live in this request's own copy of the session, which no
     #: other request changes while this one waits for a lock.
     shared = False
+
+    in_session = True
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -85,6 +93,34 @@ class SessionStore(ConversationStore):
 
     def unlock(self, namespace: str, root_id: str, token: str) -> None:
         self._locks.release(namespace, root_id, token)
+
+    def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
+        if self._locks.revoked(batch.unlock.values()):
+            # Another request of this process cleared or moved the namespace
+            # while this one held a stack: this request's copy of the session
+            # must not carry any of it back.
+            self._write(namespace, {})
+            batch = dataclasses.replace(batch, saves=[], deletes={}, clear=False)
+        elif batch.clear:
+            self._locks.revoke(namespace, keep=batch.unlock.values())
+        return super().commit(namespace, batch)
+
+    def move_namespace(self, old: str, new: str, timeout: float) -> None:
+        """Move the namespace's records to ``new`` inside the session, at
+        once. Requests of this process that hold one of its stacks then
+        write nothing back; a request of another process works on its own
+        copy of the session, and the last one to answer sets the browser's
+        cookie (see the class's notes).
+
+        :param old: the current namespace.
+        :param new: the new namespace.
+        :param timeout: unused: no lock is needed within one session.
+        """
+        stored = self._stored(old)
+        if stored:
+            self._write(old, {})
+            self._write(new, stored)
+        self._locks.revoke(old)
 
     def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
         # One new mapping, checked against the cookie limit, then assigned:

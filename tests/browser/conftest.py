@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import typing as t
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
+
+from tests.live_server import LiveServer
 
 if t.TYPE_CHECKING:
     import redis
@@ -77,26 +77,6 @@ def store_config(store: str, store_redis: redis.Redis | None) -> dict[str, t.Any
     if store == "redis":
         return {"CONVERSATION_STORE": "redis", "CONVERSATION_REDIS": store_redis}
     return {"CONVERSATION_STORE": "session"}
-
-
-class LiveServer:
-    """An application served over real sockets by werkzeug's threaded
-    server, in a background thread.
-    """
-
-    def __init__(self, app: Flask) -> None:
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -14,10 +14,12 @@ from flask import Flask
 
 from examples import booking
 from examples import bot
+from examples.bot.views import SECRET_HEADER
 from flask_conversation import ConversationScope
 from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
 from flask_conversation.testing import ConversationClient
+from tests.csrf import with_csrf
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def app_with_redis_url(
     apps: list[Flask] = []
 
     def make(factory: t.Callable[..., Flask]) -> Flask:
-        app = factory({"TESTING": True})
+        app = factory({"TESTING": True, "BOT_WEBHOOK_SECRET": "redis-secret"})
         apps.append(app)
         return app
 
@@ -52,7 +54,7 @@ def test_booking_keeps_conversations_in_redis(
     app = app_with_redis_url(booking.create_app)
     assert isinstance(ConversationScope.get_store(app), RedisStore)
     app.test_client_class = ConversationClient
-    tab = t.cast(ConversationClient, app.test_client())
+    tab = with_csrf(t.cast(ConversationClient, app.test_client()), "/hotels/2")
     tab.post("/hotels/2/book")
     assert tab.cid is not None
     client = redis.Redis.from_url(redis_url)
@@ -102,10 +104,11 @@ def test_bot_keeps_chats_in_redis(
     one, two = app_with_redis_url(bot.create_app), app_with_redis_url(bot.create_app)
     assert isinstance(ConversationScope.get_store(one), RedisStore)
     message = {"platform": "test", "user_id": "redis-chat", "text": "Hi"}
-    assert one.test_client().post("/webhook", json=message).json == {
+    secret = {SECRET_HEADER: "redis-secret"}
+    assert one.test_client().post("/webhook", json=message, headers=secret).json == {
         "replies": ["Count: 1", "Hi, what's your nickname?"]
     }
-    rv = two.test_client().post("/webhook", json={**message, "text": "Tim"})
+    rv = two.test_client().post("/webhook", json={**message, "text": "Tim"}, headers=secret)
     assert rv.json == {"replies": ["Count: 2", "Hello Tim"]}
-    rv = one.test_client().post("/webhook", json={**message, "text": "/reset"})
+    rv = one.test_client().post("/webhook", json={**message, "text": "/reset"}, headers=secret)
     assert rv.status_code == 200

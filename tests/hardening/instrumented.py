@@ -79,6 +79,7 @@ class CountingStore(ConversationStore):
         super().__init__(inner.serializer, inner.clock)
         self.inner = inner
         self.native_expiry = inner.native_expiry
+        self.in_session = inner.in_session
         self.calls: list[Call] = []
         self._mutex = threading.Lock()
 
@@ -135,6 +136,11 @@ class CountingStore(ConversationStore):
         for cid in batch.deletes:
             self._note("commit.delete", namespace, cid)
         return self.inner.commit(namespace, batch)
+
+    def move_namespace(self, old: str, new: str, timeout: float) -> None:
+        self._note("move_namespace", old)
+        self._note("move_namespace", new)
+        self.inner.move_namespace(old, new, timeout)
 
 
 def add_views(app: Flask) -> None:
@@ -209,3 +215,27 @@ def browser(app: Flask) -> FlaskClient:
     :param app: the application.
     """
     return FlaskClient(app, app.response_class, use_cookies=True)
+
+
+def credentials(app: Flask, client: FlaskClient) -> dict[str, str]:
+    """The cookies that make ``client`` who it is: the session cookie and
+    the namespace cookie, by name, those it holds.
+
+    :param app: the application.
+    :param client: the browser.
+    """
+    names = (app.config["SESSION_COOKIE_NAME"], app.config["CONVERSATION_COOKIE_NAME"])
+    return {name: cookie.value for name in names if (cookie := client.get_cookie(name)) is not None}
+
+
+def browser_with(app: Flask, cookies: dict[str, str]) -> FlaskClient:
+    """A new browser holding ``cookies`` (see :func:`credentials`): a
+    stolen, replayed or planted copy of another one's.
+
+    :param app: the application.
+    :param cookies: the cookies, by name.
+    """
+    client = browser(app)
+    for name, value in cookies.items():
+        client.set_cookie(name, value, domain="localhost")
+    return client

@@ -338,16 +338,16 @@ def run_load(
     rv = starter.post("/begin", owner="hot")
     assert rv is not None and rv.status_code == 200, rv
     hot = rv.json()["id"]
-    cookie = starter.http.cookies.get("session")
+    # The session cookie, or the namespace cookie of a server-side store.
+    cookies = starter.http.cookies
 
     flows: list[Flow] = []
     for i in range(threads):
         browser = Browser(base, budget, total, report)
         flow = Flow(browser, random.Random(seed * 1000 + i), f"t{i}", hot)
-        # The hot conversation's browser is the starter's: same cookie.
+        # The hot conversation's browser is the starter's: same cookies.
         flow.hot_browser = Browser(base, budget, total, report)
-        if cookie is not None:
-            flow.hot_browser.http.cookies.set("session", cookie)
+        flow.hot_browser.http.cookies.update(cookies)
         flows.append(flow)
 
     started = time.monotonic()

@@ -17,6 +17,8 @@ from flask import session
 from flask.testing import FlaskClient
 
 from tests.hardening.instrumented import browser
+from tests.hardening.instrumented import browser_with
+from tests.hardening.instrumented import credentials
 from tests.hardening.instrumented import WITH_CLUSTER
 
 pytestmark = pytest.mark.parametrize("store_kind", WITH_CLUSTER)
@@ -140,7 +142,9 @@ def with_logout(counting_app: Flask) -> Flask:
 
     @app.post("/logout")
     def logout() -> str:
-        app.extensions["conversation"].end_all()
+        scope = app.extensions["conversation"]
+        scope.end_all()
+        scope.rotate_namespace()
         session.clear()
         return "bye"
 
@@ -148,23 +152,22 @@ def with_logout(counting_app: Flask) -> Flask:
 
 
 def test_logout_ends_everything(with_logout: Flask, store_kind: str) -> None:
-    """Logout with ``scope.end_all()`` and ``session.clear()``: the old cids
-    are dead for that browser, and a new conversation starts in a new
-    namespace. Replaying the cookie from before the logout revives nothing
-    on server-side stores; with Flask's cookie session the old cookie still
-    holds the old conversations (the cookie is the store), which the
-    security notes document.
+    """Logout with ``scope.end_all()``, ``scope.rotate_namespace()`` and
+    ``session.clear()``: the old cids are dead for that browser, and a new
+    conversation starts in a new namespace. Replaying the cookies from
+    before the logout revives nothing on server-side stores; with Flask's
+    cookie session the old cookie still holds the old conversations (the
+    cookie is the store), which the security notes document.
     """
     app = with_logout
     a, b = User(app, "a"), User(app, "b")
-    before = a.client.get_cookie("session")
-    assert before is not None
+    before = credentials(app, a.client)
+    assert before
     assert a.client.post("/logout").status_code == 200
     for cid in a.cids:
         assert a.client.get("/read", query_string={"cid": cid}).status_code == 404
 
-    replay = browser(app)
-    replay.set_cookie("session", before.value, domain=before.domain or "localhost")
+    replay = browser_with(app, before)
     statuses = {replay.get("/read", query_string={"cid": cid}).status_code for cid in a.cids}
     if store_kind == "cookie":
         assert statuses == {200}
@@ -180,10 +183,7 @@ def test_session_cookie_is_the_credential(counting_app: Flask) -> None:
     """
     app = counting_app
     b = User(app, "b")
-    cookie = b.client.get_cookie("session")
-    assert cookie is not None
-    thief = browser(app)
-    thief.set_cookie("session", cookie.value, domain=cookie.domain or "localhost")
+    thief = browser_with(app, credentials(app, b.client))
     rv = thief.get("/read", query_string={"cid": b.root})
     assert rv.status_code == 200
     assert rv.get_json()["data"]["secret"] == "root-secret-b"

@@ -1,9 +1,12 @@
-"""Values that cannot be stored and state that is too large, on every store.
+"""Values that cannot be stored, state that is too large and begins past
+the limits, on every store.
 
 Each failure must be a clear :exc:`ConversationError` that names the key (or,
 for the cookie guard, the fix), and must lose nothing: the previous state of
 every conversation in the stack is what the next request reads, and the
-stack's lock is free again.
+stack's lock is free again. What the client drives (a size, a depth, a
+count, a begin without a namespace) is a 4xx; the cookie guard, a
+deployment problem, stays a 500 (SPEC 9).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import typing as t
 import pytest
 from flask import Flask
 from flask import got_request_exception
+from flask import request
 from flask.testing import FlaskClient
 
 from flask_conversation import conversation
 from flask_conversation import ConversationError
+from flask_conversation import ConversationScope
 from tests.hardening.instrumented import ALL_STORES
 from tests.hardening.instrumented import browser
+from tests.hardening.instrumented import counting_store
 
 pytestmark = pytest.mark.parametrize("store_kind", ALL_STORES)
 
@@ -79,6 +85,13 @@ def limits_app(counting_app: Flask) -> Flask:
         # Random text: the signed cookie is compressed, repetition would fit.
         conversation["big"] = secrets.token_urlsafe(size)[:size]
         return "set"
+
+    @app.post("/write-then-nest")
+    def write_then_nest() -> t.Any:
+        conversation["step"] = "refused"
+        conversation.begin(nested=True)
+        conversation["step"] = "child of a refused begin"
+        return "began"
 
     @app.post("/temporary/<kind>")
     def temporary(kind: str) -> str:
@@ -162,19 +175,78 @@ def test_temporary_conversation_never_stores(limits_app: Flask, errors: Errors, 
     assert errors.take() == []
 
 
-def test_oversized_state_keeps_the_previous_state(limits_app: Flask, errors: Errors) -> None:
-    """Over ``CONVERSATION_MAX_SIZE``: the error names the limit and the
-    largest key; nothing changes.
+def test_oversized_state_is_413_and_keeps_the_previous_state(
+    limits_app: Flask, errors: Errors
+) -> None:
+    """Over ``CONVERSATION_MAX_SIZE``: a 413 whose message names the limit
+    and the largest key; nothing changes, the stack is free, and the client
+    keeps the cid it sent.
     """
     client = browser(limits_app)
     root, child = _stack(client)
     assert client.post("/big/1000", query_string={"cid": child}).status_code == 200
     rv = client.post("/big/9000", query_string={"cid": child})
-    assert rv.status_code == 500
-    _assert_one_conversation_error(errors, "'big'", "CONVERSATION_MAX_SIZE")
+    assert rv.status_code == 413
+    assert "&#39;big&#39;" in rv.text and "CONVERSATION_MAX_SIZE (8000)" in rv.text
+    assert rv.headers["X-Conversation-Id"] == child
+    assert errors.take() == []
     data = _read(client, child)
     assert data["step"] == "big" and len(data["big"]) == 1000
     assert _read(client, root) == {"step": "root-ok"}
+
+
+def test_depth_limit_is_409_and_commits_nothing(limits_app: Flask, errors: Errors) -> None:
+    """A nested begin past ``CONVERSATION_MAX_DEPTH`` is a 409 naming the
+    limit; what the request wrote before the begin is not committed, no
+    conversation is added, and the stack is free.
+    """
+    limits_app.config["CONVERSATION_MAX_DEPTH"] = 1
+    client = browser(limits_app)
+    root, child = _stack(client)
+    rv = client.post("/write-then-nest", query_string={"cid": child})
+    assert rv.status_code == 409 and "CONVERSATION_MAX_DEPTH (1)" in rv.text
+    assert rv.headers["X-Conversation-Id"] == child
+    assert errors.take() == []
+    assert _read(client, child) == {"step": "child-ok"}
+    assert sorted(client.get("/list").get_json()["ids"]) == sorted([root, child])
+
+
+def test_count_limit_is_409_when_the_stack_alone_is_full(limits_app: Flask, errors: Errors) -> None:
+    """``CONVERSATION_MAX_COUNT = 3``: a stack of a root and two sibling
+    children fills it (another tab's stack is evicted to make room); one
+    more begin in it could only fit by evicting the stack itself, so it is
+    a 409 naming the limit, and nothing is written.
+    """
+    limits_app.config["CONVERSATION_MAX_COUNT"] = 3
+    client = browser(limits_app)
+    other = client.post("/begin", data={"step": "other tab"}).get_json()["id"]
+    root, first = _stack(client)
+    second = client.post(f"/nest?cid={root}", data={"step": "second"}).get_json()["id"]
+    listed = client.get("/list").get_json()["ids"]
+    assert sorted(listed) == sorted([root, first, second]) and other not in listed
+    rv = client.post("/write-then-nest", query_string={"cid": root})
+    assert rv.status_code == 409 and "CONVERSATION_MAX_COUNT (3)" in rv.text
+    assert errors.take() == []
+    assert _read(client, root) == {"step": "root-ok"}
+    assert sorted(client.get("/list").get_json()["ids"]) == sorted([root, first, second])
+
+
+def test_begin_without_namespace_is_403(limits_app: Flask, errors: Errors) -> None:
+    """With a ``namespace_loader`` that finds nobody (here: no ``X-User``
+    header), a begin is a 403: the application does not know who asks, so
+    it keeps nothing for them. Nothing reaches the store.
+    """
+    scope: ConversationScope = limits_app.extensions["conversation"]
+    scope.namespace_loader(lambda: request.headers.get("X-User"))
+    client = browser(limits_app)
+    store = counting_store(limits_app)
+    store.take()
+    for path, data in (("/begin", {}), ("/natural", {"id": "booking-1"})):
+        rv = client.post(path, data=data)
+        assert rv.status_code == 403 and "who is asking" in rv.text
+    assert errors.take() == []
+    assert [c.method for c in store.take()] == []
+    assert client.post("/begin", headers={"X-User": "ada"}).status_code == 200
 
 
 def test_cookie_guard(limits_app: Flask, errors: Errors, store_kind: str) -> None:
@@ -186,12 +258,12 @@ def test_cookie_guard(limits_app: Flask, errors: Errors, store_kind: str) -> Non
     client = browser(limits_app)
     root, child = _stack(client)
     before = client.get_cookie("session")
-    assert before is not None
     rv = client.post("/big/5000", query_string={"cid": child})
     if store_kind != "cookie":
         assert rv.status_code == 200
         assert len(_read(client, child)["big"]) == 5000
         return
+    assert before is not None
     assert rv.status_code == 500
     _assert_one_conversation_error(errors, 'CONVERSATION_STORE = "redis"', "MAX_COOKIE_SIZE")
     after = client.get_cookie("session")

@@ -56,12 +56,22 @@ def random_batch(
     deletes: dict[str, str | None] = {
         cid: "ended" for cid in rng.sample(IDS, rng.choice([0, 0, 0, 1]))
     }
-    return CommitBatch(saves=saves, deletes=deletes, max_count=rng.choice([3, 6, 32]))
+    # Stacks the request held, which another request may have removed.
+    held = {r.root_id for r in saves if rng.random() < 0.5}
+    return CommitBatch(
+        saves=saves,
+        deletes=deletes,
+        max_count=rng.choice([3, 6, 32]),
+        clear=rng.random() < 0.03,
+        held=held,
+    )
 
 
 def copy(batch: CommitBatch) -> CommitBatch:
     """A batch for one store: no store sees another's lists."""
-    return dataclasses.replace(batch, saves=list(batch.saves), deletes=dict(batch.deletes))
+    return dataclasses.replace(
+        batch, saves=list(batch.saves), deletes=dict(batch.deletes), held=set(batch.held)
+    )
 
 
 def kept(store: ConversationStore, namespace: str, now: float) -> list[tuple[str, float, bool]]:
@@ -144,6 +154,10 @@ def test_sql_store(sql_kind: str, request: pytest.FixtureRequest) -> None:
             for step in range(30):
                 clock.advance(rng.choice([0, 0.25, 1, 5, 30]))
                 batch = random_batch(rng, ns, clock.now, timeouts=(10, 60, 0.5))
+                # A request holds only stacks it read from the store. (One
+                # that another request removes meanwhile: test_sql_store.)
+                stored = {r.id for r in fast.list_namespace(ns)}
+                batch.held &= stored
                 if batch.saves and rng.random() < 0.1:
                     # The primitives keep the namespace's row too.
                     for store in (fast, reference):

@@ -257,17 +257,60 @@ def test_the_namespace_row(store: SQLAlchemyStore, make: Records, store_clock: F
     row = namespace_row(store, "ns")
     assert (row.records, row.earliest) == (3, store_clock() + 10)
     store_clock.advance(20)
-    # Something expired: the commit reads the namespace and sets it exactly.
+    # Something expired: the commit reads the namespace and counts it
+    # exactly; it removed another stack, which a request may hold, so the
+    # next commit reads the namespace too.
     assert store.commit("ns", CommitBatch(saves=[make("a")], keep_roots={"a"})) == [
         ("c", "expired")
     ]
     row = namespace_row(store, "ns")
+    assert (row.records, row.earliest) == (2, 0.0)
+    assert store.commit("ns", CommitBatch(saves=[make("a")], keep_roots={"a"})) == []
+    row = namespace_row(store, "ns")
     assert (row.records, row.earliest) == (2, store_clock() + 30)
+    # Nothing removed, nothing to read: the shortcut.
+    with StatementLog(store.engine) as log:
+        store.commit("ns", CommitBatch(saves=[make("a")], keep_roots={"a"}))
+        assert not [s for s in log.take()[1] if s.startswith("SELECT")]
     store.delete("ns", "a")
     store.delete("ns", "missing")
-    assert namespace_row(store, "ns").records == 1
+    assert (namespace_row(store, "ns").records, namespace_row(store, "ns").earliest) == (1, 0.0)
     store.commit("ns", CommitBatch(deletes={"b": "ended"}))
     assert namespace_row(store, "ns") is None
+
+
+@pytest.mark.parametrize("removal", ["cleared", "evicted", "expired"])
+def test_a_stack_removed_while_held_is_not_written_back(
+    store: SQLAlchemyStore, make: Records, store_clock: FakeClock, removal: str
+) -> None:
+    """Another request removes a stack that this one holds (``end_all()``,
+    an eviction, a commit that finds it expired): this request's commit,
+    which would otherwise take the shortcut, writes nothing of it back.
+    """
+    store.save(make("held", timeout=10 if removal == "expired" else 60))
+    store.save(make("other"))
+    acquired = store.acquire("ns", "held", 0)
+    assert acquired is not None
+    if removal == "expired":
+        store_clock.advance(10)
+    batch = CommitBatch(
+        saves=[make("new", namespace="ns")],
+        max_count=1 if removal == "evicted" else 32,
+        keep_roots={"new"},
+        clear=removal == "cleared",
+    )
+    destroyed = store.commit("ns", batch)
+    assert ("held", removal) in destroyed
+    store.commit(
+        "ns",
+        CommitBatch(
+            saves=[make("held", data='{"n":2}')],
+            unlock={"held": acquired.token},
+            keep_roots={"held"},
+            held={"held"},
+        ),
+    )
+    assert store.load("ns", "held") is None
 
 
 def test_purge_in_batches(engine: sa.engine.Engine, store_clock: FakeClock, make: Records) -> None:
@@ -293,6 +336,17 @@ def test_purge_in_batches(engine: sa.engine.Engine, store_clock: FakeClock, make
     assert len(rows(engine, store.tables.namespaces)) == 4
     assert store.purge() == 0
     assert namespace_row(store, "ns1").earliest == store_clock() + 90
+
+
+def test_purge_leaves_a_held_stack_alone(store: SQLAlchemyStore, make: Records) -> None:
+    """A conversation never expires while a request holds it."""
+    store.save(make("held", timeout=10))
+    acquired = store.acquire("ns", "held", 0)
+    assert acquired is not None
+    make.clock.advance(10)
+    assert store.purge() == 0
+    store.unlock("ns", "held", acquired.token)
+    assert store.purge() == 1
 
 
 CREATE = """

@@ -258,7 +258,7 @@ def test_commit_matches_plan_commit(
     :func:`plan_commit` decides, whatever the store's own implementation.
     """
     rnd = random.Random(1234)
-    for round_ in range(40):
+    for round_ in range(60):
         namespace = f"round{round_}"
         records: list[ConversationRecord] = []
         for i in range(rnd.randint(0, 9)):
@@ -295,11 +295,20 @@ def test_commit_matches_plan_commit(
         for cid in deletes:
             if by_id[cid].parent_id is None and rnd.random() < 0.5:
                 saves.append(make(cid, namespace=namespace, ended=True))
+        # Stacks the request held: some still stored, one maybe removed by
+        # another request meanwhile, which must not come back.
+        held = {s.root_id for s in saves if s.root_id in by_id and rnd.random() < 0.7}
+        if rnd.random() < 0.3:
+            gone = make("gone", namespace=namespace)
+            saves += [gone, make("gone-child", gone, namespace=namespace)]
+            held.add("gone")
         batch = CommitBatch(
             saves=saves,
             deletes=deletes,
             max_count=rnd.randint(1, 8),
             keep_roots={s.root_id for s in saves},
+            clear=rnd.random() < 0.2,
+            held=held,
         )
         plan = plan_commit(stored, batch, store_clock())
         expected = {r.id: r for r in stored if r.id not in plan.delete}
@@ -347,3 +356,114 @@ def test_concurrent_acquire_serializes(store: ConversationStore, make: Records) 
     assert errors == []
     record = store.load("ns", "root")
     assert record is not None and record.data == "40"
+
+
+# -- moving a namespace (rotate_namespace) ------------------------------------------
+
+
+def _moved(store: ConversationStore, default: bool) -> ConversationStore:
+    if default and type(store).__name__ == "SessionStore":
+        pytest.skip("the session store moves inside the session")
+    return store
+
+
+@pytest.mark.parametrize("default", [False, True], ids=["store", "default"])
+def test_move_namespace(store: ConversationStore, make: Records, default: bool) -> None:
+    """Every record moves whole, the old namespace keeps none, others are
+    untouched, and every lock is free again. ``default`` runs the base
+    class's version, built on the primitives, on the same store; on a
+    Redis Cluster the two namespaces live in different slots.
+    """
+    store = _moved(store, default)
+    root = make("root", description="trip")
+    child = make("child", root, data='{"n":2}', timeout=99)
+    ended = make("ended", ended=True)
+    stranger = make("root", namespace="stranger")
+    for r in (root, child, ended, stranger):
+        store.save(r)
+
+    move = ConversationStore.move_namespace if default else type(store).move_namespace
+    move(store, "ns", "moved", 1)
+
+    assert store.list_namespace("ns") == []
+    assert store.load_chain("ns", "child") is None
+    moved = {r.id: r for r in store.list_namespace("moved")}
+    assert set(moved) == {"root", "child", "ended"}
+    for r in (root, child, ended):
+        assert vars(moved[r.id]) == {**vars(r), "namespace": "moved"}
+    chain = store.load_chain("moved", "child")
+    assert chain is not None and ids(chain) == ["child", "root"]
+    assert ids(store.list_namespace("stranger")) == ["root"]
+    for namespace in ("ns", "moved"):
+        token = store.lock(namespace, "root", 0)
+        assert token is not None
+        store.unlock(namespace, "root", token)
+
+
+def test_move_namespace_waits_for_the_stacks_holder(
+    store: ConversationStore, make: Records
+) -> None:
+    """A request that holds a stack commits first, and its change moves
+    along; nothing is left in the old namespace.
+    """
+    if type(store).__name__ == "SessionStore":
+        pytest.skip("the session store is bound to one request")
+    store.save(make("root", data="1"))
+    acquired = store.acquire("ns", "root", 1)
+    assert acquired is not None
+    record = acquired.chain[-1]
+    record.data = "2"
+    batch = CommitBatch(
+        saves=[record], unlock={"root": acquired.token}, keep_roots={"root"}, held={"root"}
+    )
+    timer = threading.Timer(0.2, store.commit, ("ns", batch))
+    timer.start()
+    try:
+        store.move_namespace("ns", "moved", 10)
+    finally:
+        timer.join()
+    assert store.list_namespace("ns") == []
+    assert [r.data for r in store.list_namespace("moved")] == ["2"]
+
+
+def test_move_namespace_does_not_wait_forever(store: ConversationStore, make: Records) -> None:
+    """A stack whose lock stays busy moves anyway; its holder then finds it
+    gone at commit and writes nothing back into the old namespace.
+    """
+    if type(store).__name__ == "SessionStore":
+        pytest.skip("the session store is bound to one request")
+    store.save(make("root", data="1"))
+    acquired = store.acquire("ns", "root", 1)
+    assert acquired is not None
+    started = time.monotonic()
+    store.move_namespace("ns", "moved", 0.1)
+    assert time.monotonic() - started < 5
+    record = acquired.chain[-1]
+    record.data = "late"
+    destroyed = store.commit(
+        "ns",
+        CommitBatch(
+            saves=[record, make("late-child", record, data="late")],
+            unlock={"root": acquired.token},
+            keep_roots={"root"},
+            held={"root"},
+        ),
+    )
+    assert destroyed == []
+    assert store.list_namespace("ns") == []
+    assert [r.data for r in store.list_namespace("moved")] == ["1"]
+    assert store.lock("ns", "root", 0) is not None
+
+
+def test_commit_clear(store: ConversationStore, make: Records) -> None:
+    """``clear`` removes what the namespace holds at the commit, with reason
+    ``"cleared"`` (ended survivors silently), then applies the batch's own
+    saves; another namespace is untouched.
+    """
+    root = make("root")
+    for r in (root, make("child", root), make("survivor", ended=True), make("x", namespace="o")):
+        store.save(r)
+    destroyed = store.commit("ns", CommitBatch(saves=[make("fresh")], clear=True))
+    assert sorted(destroyed) == [("child", "cleared"), ("root", "cleared")]
+    assert ids(store.list_namespace("ns")) == ["fresh"]
+    assert ids(store.list_namespace("o")) == ["x"]

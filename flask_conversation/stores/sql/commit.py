@@ -17,8 +17,14 @@ rules would only save:
 
 Three or four short statements, whatever the size of the namespace. When
 step 2 or 4 finds that the rules have work to do (something expired, an
-end, an eviction), the same transaction locks the row, reads the
-namespace's metadata (never its data) and applies the rules in full.
+end, an eviction, ``end_all()``), the same transaction locks the row, reads
+the namespace's metadata (never its data) and applies the rules in full.
+
+A commit that removes records of stacks other than its own (expired,
+evicted or cleared) may remove a stack that another request holds at that
+moment; it sets the row's earliest expiry to 0, so that the next commit in
+the namespace applies the rules in full too, and so does not write back a
+stack that is gone (see :attr:`~flask_conversation.stores.records.CommitBatch.held`).
 """
 
 from __future__ import annotations
@@ -116,11 +122,11 @@ def apply(
         lost = release(conn, sql, key, batch.unlock, real_now)
         if lost is not None:
             return lost
-    if not (batch.saves or batch.deletes):
+    if not (batch.saves or batch.deletes or batch.clear):
         return []
 
     written = False
-    if not batch.deletes:
+    if not (batch.deletes or batch.clear):
         low = min(r.expires_at for r in batch.saves)
         params = {"ns": key, "now": now, "max": batch.max_count, "low": low}
         if conn.execute(sql.renew, params).rowcount == 1:
@@ -144,8 +150,15 @@ def apply(
     gone = set(plan.delete)
     kept = {r.id: r.expires_at for r in stored if r.id not in gone}
     kept.update((r.id, r.expires_at) for r in plan.save)
-    if kept:
-        conn.execute(sql.recount, {"ns": key, "records": len(kept), "earliest": min(kept.values())})
-    else:
+    if not kept:
         conn.execute(sql.forget, {"ns": key})
+        return plan.destroyed
+    earliest = min(kept.values())
+    own = set(batch.unlock) | batch.held | batch.keep_roots | {r.root_id for r in batch.saves}
+    if any(r.id in gone and r.root_id not in own for r in stored):
+        # Removed from stacks that other requests may hold right now: their
+        # commits must not take the shortcut, which would write them back,
+        # but apply the rules (which see that they are gone).
+        earliest = 0.0
+    conn.execute(sql.recount, {"ns": key, "records": len(kept), "earliest": earliest})
     return plan.destroyed

@@ -8,29 +8,46 @@ record; each batch deletes their expired records and counts what is left.
 
 from __future__ import annotations
 
+import typing as t
+
 import sqlalchemy as sa
 
 from .statements import Statements
 
 
 def purge_namespaces(
-    conn: sa.Connection, sql: Statements, now: float, limit: int
-) -> tuple[int, bool]:
+    conn: sa.Connection,
+    sql: Statements,
+    now: float,
+    real_now: float,
+    limit: int,
+    after: str | None,
+) -> tuple[int, str | None]:
     """Remove the expired records of up to ``limit`` namespaces, locking
     their rows first (in key order, like every writer), and set their rows
-    from what is left.
+    from what is left. A stack that a request holds is left alone: a
+    conversation does not expire while it is used.
 
     :param conn: the transaction's connection.
     :param sql: the store's statements.
     :param now: the store's time.
+    :param real_now: the real time, for leases.
     :param limit: the most namespaces to clean up.
-    :return: how many records were removed, and whether there may be more
-        namespaces to clean up.
+    :param after: the last key of the previous batch, or ``None`` for the
+        first batch.
+    :return: how many records were removed, and the last key of this batch,
+        or ``None`` if there are no more namespaces to clean up.
     """
-    keys = [row.namespace for row in conn.execute(sql.purgeable, {"now": now, "limit": limit})]
+    params: dict[str, t.Any] = {"now": now, "limit": limit}
+    if after is None:
+        found = conn.execute(sql.purgeable, params)
+    else:
+        found = conn.execute(sql.purgeable_after, {**params, "after": after})
+    keys = [row.namespace for row in found]
     if not keys:
-        return 0, False
-    removed = conn.execute(sql.delete_expired, {"keys": keys, "now": now}).rowcount
+        return 0, None
+    params = {"keys": keys, "now": now, "real_now": real_now}
+    removed = conn.execute(sql.delete_expired, params).rowcount
     tallies = conn.execute(sql.tally, {"keys": keys}).all()
     if tallies:
         conn.execute(
@@ -40,7 +57,7 @@ def purge_namespaces(
     empty = set(keys) - {row.namespace for row in tallies}
     if empty:
         conn.execute(sql.forget_many, {"keys": sorted(empty)})
-    return int(removed), len(keys) == limit
+    return int(removed), keys[-1] if len(keys) == limit else None
 
 
 def purge_leases(conn: sa.Connection, sql: Statements, real_now: float, limit: int) -> bool:

@@ -150,9 +150,21 @@ class Statements:
         self.delete = records.delete().where(
             records.c.namespace == ns, records.c.id.in_(sa.bindparam("ids", expanding=True))
         )
+        # Never a stack that a request holds: a conversation does not expire
+        # while it is used.
+        leased = (
+            sa.select(leases.c.root_id)
+            .where(
+                leases.c.namespace == records.c.namespace,
+                leases.c.root_id == records.c.root_id,
+                leases.c.expires_at > sa.bindparam("real_now", type_=time_type),
+            )
+            .exists()
+        )
         self.delete_expired = records.delete().where(
             records.c.namespace.in_(sa.bindparam("keys", expanding=True)),
             records.c.expires_at <= now,
+            sa.not_(leased),
         )
         self.tally = (
             sa.select(
@@ -297,10 +309,15 @@ class Statements:
                 ),
             )
         )
+        #: Count what a plain delete removed; the next commit applies the
+        #: rules in full (a request may hold the deleted record's stack).
         self.shrink = (
             namespaces.update()
             .where(namespaces.c.namespace == ns)
-            .values(records=namespaces.c.records - sa.bindparam("removed", type_=sa.Integer))
+            .values(
+                records=namespaces.c.records - sa.bindparam("removed", type_=sa.Integer),
+                earliest=0.0,
+            )
         )
         self.drop_empty = namespaces.delete().where(
             namespaces.c.namespace == ns, namespaces.c.records <= 0
@@ -332,14 +349,20 @@ class Statements:
         self.forget_many = namespaces.delete().where(
             namespaces.c.namespace.in_(sa.bindparam("keys", expanding=True))
         )
-        self.purgeable = (
+        purgeable = (
             sa.select(namespaces.c.namespace)
             .where(namespaces.c.earliest <= now)
             .order_by(namespaces.c.namespace)
             .limit(sa.bindparam("limit", type_=sa.Integer))
         )
         if dialect != "sqlite":
-            self.purgeable = self.purgeable.with_for_update()
+            purgeable = purgeable.with_for_update()
+        #: The first namespaces with something expired, in key order; and
+        #: those after the key ``after``.
+        self.purgeable = purgeable
+        self.purgeable_after = purgeable.where(
+            namespaces.c.namespace > sa.bindparam("after", type_=key_type)
+        )
 
     def release_all(self, count: int) -> t.Any:
         """Release ``count`` leases of one namespace that have not run out;

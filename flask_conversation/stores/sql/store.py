@@ -219,6 +219,7 @@ class SQLAlchemyStore(ConversationStore):
             hold = {"namespace": key, "name": None, "records": 0, "earliest": 0.0}
             conn.execute(self._sql.hold, hold)
             removed = conn.execute(self._sql.delete, {"ns": key, "ids": [cid]}).rowcount
+            # A request may hold the record's stack: see commit.py.
             conn.execute(self._sql.shrink, {"ns": key, "removed": removed})
             conn.execute(self._sql.drop_empty, {"ns": key})
 
@@ -392,19 +393,25 @@ class SQLAlchemyStore(ConversationStore):
         return rv
 
     def purge(self) -> int:
-        """Remove the expired records of every namespace, and leases that
-        ran out and were never released, in transactions of at most
-        :attr:`purge_batch` namespaces each.
+        """Remove the expired records of every namespace, except those of
+        stacks that a request holds, and leases that ran out and were never
+        released, in transactions of at most :attr:`purge_batch` namespaces
+        each.
 
         :return: how many records were removed.
         """
         removed = 0
-        more = True
-        while more:
-            count, more = self._run(
-                lambda conn: purge_namespaces(conn, self._sql, self.clock(), self.purge_batch)
-            )
+        after: str | None = None
+        while True:
+
+            def work(conn: sa.Connection, after: str | None = after) -> tuple[int, str | None]:
+                now, limit = self.clock(), self.purge_batch
+                return purge_namespaces(conn, self._sql, now, real_time(), limit, after)
+
+            count, after = self._run(work)
             removed += count
+            if after is None:
+                break
         while self._run(lambda conn: purge_leases(conn, self._sql, real_time(), self.purge_batch)):
             pass
         return removed

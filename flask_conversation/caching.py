@@ -1,0 +1,28 @@
+"""What a response tells shared caches (a CDN, a proxy) when it was built
+from a user's conversations: that it is private, and that it depends on
+the cid header when the cid came from there.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from werkzeug.wrappers import Response
+
+    from .cid import CidSource
+
+
+def mark_private(response: Response, header: str, cid_source: CidSource | None) -> None:
+    """``Cache-Control: private``, unless the view set ``Cache-Control``
+    itself; and, when the cid came from ``header``, a ``Vary`` that names
+    it (added to any ``Vary`` the response has).
+
+    :param response: a response that depends on who asks.
+    :param header: ``CONVERSATION_HEADER``.
+    :param cid_source: where the request's cid came from, if it named one.
+    """
+    if "Cache-Control" not in response.headers:
+        response.cache_control.private = True
+    if cid_source == "header":
+        response.vary.add(header)
