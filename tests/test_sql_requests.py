@@ -160,8 +160,8 @@ def test_a_request_costs_the_same_in_a_large_namespace(engine: sa.engine.Engine)
 
 def test_waiting_for_a_lock_backs_off(engine: sa.engine.Engine) -> None:
     """A request that waits for a stack held elsewhere asks the database at
-    most about 20 times a second, each time in a short transaction of its
-    own, and gets its 503 after the lock timeout.
+    most about ten times a second (SPEC 9: at most about 20), each time in a
+    short transaction of its own, and gets its 503 after the lock timeout.
     """
     store = SQLAlchemyStore(engine)
     app = counter_app(store)
@@ -178,7 +178,7 @@ def test_waiting_for_a_lock_backs_off(engine: sa.engine.Engine) -> None:
     store.unlock(namespace, cid, token)
     assert rv.status_code == 503 and "busy" in rv.text
     print(f"\n{attempts} attempts, {len(statements)} statements in {wait} s")
-    assert 10 <= attempts <= 20 * wait + 5
+    assert 8 <= attempts <= 10 * wait + 5
     assert tab.post(f"/incr?cid={cid}").text == "1"
 
 

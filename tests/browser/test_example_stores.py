@@ -81,7 +81,7 @@ def test_booking_keeps_conversations_in_sql(
     store = ConversationScope.get_store(app)
     assert isinstance(store, SQLAlchemyStore)
     app.test_client_class = ConversationClient
-    tab = t.cast(ConversationClient, app.test_client())
+    tab = with_csrf(t.cast(ConversationClient, app.test_client()), "/hotels/2")
     try:
         tab.post("/hotels/2/book")
         assert tab.cid is not None

@@ -12,6 +12,7 @@ from ...errors import ConversationStoreError
 from ...serialization import Serializer
 from ..base import ConversationStore
 from ..base import system_clock
+from ..locks import lock_retries
 from ..records import Acquired
 from ..records import CommitBatch
 from ..records import ConversationRecord
@@ -21,7 +22,6 @@ from .database import Database
 from .database import store_error
 from .leases import new_token
 from .leases import real_time
-from .leases import waits
 from .purge import purge_leases
 from .purge import purge_namespaces
 from .rows import listing
@@ -234,13 +234,13 @@ class SQLAlchemyStore(ConversationStore):
         rows = self._run(lambda conn: conn.execute(self._sql.list, params).all(), write=False)
         return [to_record(row, namespace) for row in rows]
 
-    def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
-        """Take the lease of a stack, asking again after growing pauses
-        until ``timeout`` seconds have passed (real time).
+    def try_lock(self, namespace: str, root_id: str) -> str | None:
+        """Take the lease of a stack if it is free or ran out: one
+        transaction of two statements (take it, read who holds it).
+        :meth:`lock` tries again after growing pauses.
 
         :param namespace: the namespace of the stack.
         :param root_id: the id of the stack's root.
-        :param timeout: seconds to wait for another holder.
         """
         key, token = namespace_key(namespace), new_token()
 
@@ -249,10 +249,7 @@ class SQLAlchemyStore(ConversationStore):
             conn.execute(self._sql.lease_root, params)
             return conn.execute(self._sql.holder, params).scalar() == token
 
-        for _ in waits(timeout):
-            if self._run(work):
-                return token
-        return None
+        return token if self._run(work) else None
 
     def unlock(self, namespace: str, root_id: str, token: str) -> None:
         """Delete the lease if ``token`` still owns it: one ``DELETE``.
@@ -356,7 +353,7 @@ class SQLAlchemyStore(ConversationStore):
                 listed = listing([row for row in rows if row.part == 2], namespace)
             return Acquired(root, token, chain, listed)
 
-        for _ in waits(timeout):
+        for _ in lock_retries(timeout):
             rv = self._run(work)
             if not isinstance(rv, _Busy):
                 return rv
