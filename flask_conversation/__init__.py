@@ -7,6 +7,7 @@ from __future__ import annotations
 from .context import conversation_proxy as conversation
 from .conversation import Conversation as Conversation
 from .decorators import begin_conversation as begin_conversation
+from .decorators import conversation_readonly as conversation_readonly
 from .decorators import conversation_required as conversation_required
 from .decorators import end_conversation as end_conversation
 from .errors import BusyConversation as BusyConversation
@@ -21,6 +22,8 @@ from .errors import NoConversation as NoConversation
 from .errors import NoNamespace as NoNamespace
 from .errors import NonexistentConversation as NonexistentConversation
 from .extension import ConversationScope as ConversationScope
+from .htmx import conversation_hx_headers as conversation_hx_headers
+from .htmx import conversation_script as conversation_script
 from .propagation import conversation_field as conversation_field
 from .propagation import url_for_cid as url_for_cid
 from .signals import conversation_begun as conversation_begun
@@ -49,7 +52,10 @@ __all__ = [
     "conversation_destroyed",
     "conversation_ended",
     "conversation_field",
+    "conversation_hx_headers",
+    "conversation_readonly",
     "conversation_required",
+    "conversation_script",
     "end_conversation",
     "url_for_cid",
 ]

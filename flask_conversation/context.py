@@ -13,6 +13,7 @@ import typing as t
 from flask import current_app
 from flask import g
 from flask import has_request_context
+from flask import request
 from werkzeug.local import LocalProxy
 
 from .conversation import Conversation
@@ -28,6 +29,13 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
 #: The key of the request's state on :data:`flask.g`.
 STATE_KEY = "_flask_conversation"
+#: Set on :data:`flask.g` by a read-only view whose marker the request's
+#: first use of the conversation could not see (see :func:`mark_readonly`).
+READONLY_KEY = "_flask_conversation_readonly"
+#: The attribute :func:`~flask_conversation.conversation_readonly` sets on
+#: a view function, so that the request is read-only from its first use of
+#: the conversation, also in ``before_request`` functions.
+READONLY_VIEW = "_conversation_readonly"
 
 
 class AppScope(Scope, t.Protocol):
@@ -86,9 +94,36 @@ def get_state() -> RequestState:
     if state is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         scope = app_scope(app)
-        state = RequestState(app, scope, scope.store_for(app))
+        readonly = READONLY_KEY in namespace or _readonly_view(app)
+        state = RequestState(app, scope, scope.store_for(app), readonly)
         setattr(namespace, STATE_KEY, state)
     return state
+
+
+def _readonly_view(app: Flask) -> bool:
+    """Whether the request's view is marked read-only."""
+    endpoint = request.endpoint
+    view = app.view_functions.get(endpoint) if endpoint is not None else None
+    return getattr(view, READONLY_VIEW, False) is True
+
+
+def mark_readonly() -> None:
+    """Make the current request read-only before it first uses the
+    conversation; for a view whose marker :func:`get_state` cannot see
+    (registered through a wrapper that hides it).
+
+    :raise RuntimeError: the conversation was already resolved with its
+        stack's lock, e.g. by a ``before_request`` function.
+    """
+    state = peek_state()
+    if state is None:
+        setattr(_g(), READONLY_KEY, True)
+    elif not state.readonly:
+        raise RuntimeError(
+            "@conversation_readonly: the conversation was used with its lock before"
+            " the view ran. Decorate the view function registered for the route,"
+            " so that the request is read-only from its first use."
+        )
 
 
 def peek_state() -> RequestState | None:

@@ -10,7 +10,6 @@ import logging
 import typing as t
 
 from flask import current_app
-from flask import redirect
 from flask import request
 from flask import url_for
 from werkzeug.exceptions import NotFound
@@ -21,8 +20,12 @@ from .config import Settings
 from .config import Timeout
 from .context import current_conversation
 from .context import get_state
+from .context import mark_readonly
+from .context import READONLY_VIEW
 from .errors import MISSING_CID_CAUSES
 from .errors import NoConversation
+from .redirects import is_htmx
+from .redirects import redirect_response
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -164,7 +167,9 @@ def conversation_required(
     endpoint ``redirect_to``. Use it bare or with arguments.
 
     :param view: the view, when used without arguments.
-    :param redirect_to: an endpoint to redirect to instead of the error.
+    :param redirect_to: an endpoint to redirect to instead of the error;
+        an htmx request gets ``200`` with ``HX-Redirect`` there instead of a
+        302 that htmx would swap into the page.
     """
 
     def before(kwargs: dict[str, t.Any]) -> t.Any:
@@ -174,7 +179,7 @@ def conversation_required(
         if not state.named_cid:
             _log_missing_cid(state.settings)
         if redirect_to is not None:
-            return redirect(url_for(redirect_to))
+            return redirect_response(url_for(redirect_to), is_htmx(request))
         raise NoConversation()
 
     def decorator(view: F) -> F:
@@ -201,3 +206,41 @@ def _log_missing_cid(settings: Settings) -> None:
         settings.header,
         MISSING_CID_CAUSES,
     )
+
+
+def conversation_readonly(view: F) -> F:
+    """Read the conversation the request names without taking its stack's
+    lock: the view never waits for another request of the stack and never
+    gets :exc:`~flask_conversation.BusyConversation`. It sees the last
+    committed state, renews nothing and writes nothing; a change,
+    :meth:`~flask_conversation.Conversation.begin`,
+    :meth:`~flask_conversation.Conversation.end` or
+    :meth:`~flask_conversation.Conversation.reset` raises
+    :exc:`~flask_conversation.ConversationStateError`. An unknown cid is
+    answered as anywhere else (404, or ``CONVERSATION_MISSING_REDIRECT``).
+
+    For polling, autosave indicators and validation requests, which would
+    otherwise queue behind a slow request of the same stack.
+
+    .. code-block:: python
+
+        @app.get("/cart/badge")
+        @conversation_readonly
+        def badge():
+            return str(len(conversation.get("items", [])))
+
+    :param view: the view function, sync or async.
+
+    .. versionadded:: 0.1
+    """
+
+    def before(kwargs: dict[str, t.Any]) -> None:
+        mark_readonly()
+        current_conversation()  # an unknown cid is reported before the view
+
+    wrapper = _wrap(view, before=before)
+    # Seen when the request first uses the conversation, even before the
+    # view runs (a before_request function), and kept by functools.wraps
+    # in decorators applied on top.
+    setattr(wrapper, READONLY_VIEW, True)
+    return wrapper

@@ -18,6 +18,9 @@ from .context import peek_state
 from .context import pop_state
 from .errors import ConversationStoreError
 from .errors import ConversationTooLarge
+from .htmx import blueprint
+from .htmx import conversation_hx_headers
+from .htmx import conversation_script
 from .namespaces import NamespaceLoader
 from .propagation import auto_propagate
 from .propagation import conversation_field
@@ -99,8 +102,12 @@ class ConversationScope:
             conversation=conversation_proxy,
             url_for_cid=url_for_cid,
             conversation_field=conversation_field,
+            conversation_hx_headers=conversation_hx_headers,
+            conversation_script=conversation_script,
             conversations=conversations,
         )
+        # Serves the page script of conversation_script().
+        app.register_blueprint(blueprint)
 
     def namespace_loader(self, fn: NamespaceLoader) -> NamespaceLoader:
         """Decorate a function that returns the namespace of the current

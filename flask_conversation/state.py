@@ -23,6 +23,7 @@ from .cid import is_valid_cid
 from .cid import locate_cid
 from .config import Settings
 from .conversation import Conversation
+from .conversation import ReadOnlyConversation
 from .errors import BusyConversation
 from .errors import ConversationIdInUse
 from .errors import ConversationLimitReached
@@ -60,12 +61,17 @@ class RequestState:
     :param app: the application handling the request.
     :param scope: the extension instance.
     :param store: the application's store.
+    :param readonly: read the conversation without its stack's lock and
+        change nothing (``@conversation_readonly``).
     """
 
-    def __init__(self, app: Flask, scope: Scope, store: ConversationStore) -> None:
+    def __init__(
+        self, app: Flask, scope: Scope, store: ConversationStore, readonly: bool = False
+    ) -> None:
         self.app = app
         self.scope = scope
         self.store = store
+        self.readonly = readonly
         self.settings = Settings.from_config(app.config)
         self._namespace = RequestNamespace(app, scope.namespace_callback, store)
         #: long-running conversations this request works in, by id
@@ -107,8 +113,12 @@ class RequestState:
         """A deep copy of ``CONVERSATION_INITIAL_STATE``."""
         return copy.deepcopy(dict(self.settings.initial_state))
 
+    @property
+    def _conversation_class(self) -> type[Conversation]:
+        return ReadOnlyConversation if self.readonly else Conversation
+
     def _temporary(self, data: dict[str, t.Any] | None = None) -> Conversation:
-        return Conversation(
+        return self._conversation_class(
             self,
             self.initial_state() if data is None else data,
             timeout=self.settings.timeout,
@@ -133,6 +143,7 @@ class RequestState:
         """Give the namespace a new token at commit; see
         :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
         """
+        self.check_writable("rotate the namespace")
         self._namespace.rotate()
 
     def _resolve(self) -> Conversation:
@@ -148,6 +159,8 @@ class RequestState:
         if namespace is None:
             self.missing = cid
             return self._temporary()
+        if self.readonly:
+            return self._resolve_readonly(namespace, cid)
         try:
             with self.failures.reporting("resolving the request's conversation"):
                 acquired = self.store.acquire(namespace, cid, self.settings.lock_timeout)
@@ -170,12 +183,30 @@ class RequestState:
         self.named_live = cid
         return self._adopt(acquired.chain)
 
+    def _resolve_readonly(self, namespace: str, cid: str) -> Conversation:
+        # The last committed state, read past the stack's lock: nothing is
+        # locked, so nothing may be written back.
+        try:
+            with self.failures.reporting("reading the request's conversation"):
+                chain = self.store.load_chain(namespace, cid)
+        except ConversationStoreError as e:
+            self.error = e
+            return self._temporary()
+        if chain is None:
+            self.missing = cid
+            return self._temporary()
+        if chain[-1].ended:
+            # Read like the request that will consume it, and left for it.
+            return self._temporary(self.store.serializer.loads(chain[-1].data))
+        self.named_live = cid
+        return self._adopt(chain)
+
     def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
         parent: Conversation | None = None
         for record in chain:
             conv = self.active.get(record.id)
             if conv is None:
-                conv = Conversation(
+                conv = self._conversation_class(
                     self,
                     self.store.serializer.loads(record.data),
                     timeout=record.timeout,
@@ -196,6 +227,18 @@ class RequestState:
         cid, self.missing = self.missing, None
         if cid is not None:
             report_missing(cid, self.settings)
+
+    def check_writable(self, action: str) -> None:
+        """Refuse ``action`` in a read-only request.
+
+        :param action: what was attempted, for the message.
+        :raise ConversationStateError: the request is read-only.
+        """
+        if self.readonly:
+            raise ConversationStateError(
+                f"Cannot {action} in a read-only request (@conversation_readonly):"
+                " it reads the conversation without its lock and changes nothing."
+            )
 
     # -- changing --------------------------------------------------------------
 
@@ -248,6 +291,7 @@ class RequestState:
         timeout: float | None,
     ) -> bool:
         """See :meth:`Conversation.begin`."""
+        self.check_writable("begin a conversation")
         if conv.long_running and not (join or nested):
             raise ConversationStateError(
                 "A long-running conversation is already active; use join=True or nested=True."
@@ -308,6 +352,7 @@ class RequestState:
 
     def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
         """See :meth:`Conversation.end`."""
+        self.check_writable("end a conversation")
         if not conv.long_running:
             raise ConversationStateError("The conversation is temporary: nothing to end.")
         target = conv.root if root else conv
@@ -342,6 +387,7 @@ class RequestState:
         """End every conversation of the namespace, as the namespace holds
         them when the request commits.
         """
+        self.check_writable("end the conversations")
         if self.namespace() is None:
             return
         self.clear = True
@@ -406,9 +452,15 @@ class RequestState:
         """Write this request's changes in one batch and release its locks,
         then send the signals and set the response header.
 
-        :param response: the response about to be sent; a redirect's
-            ``Location`` decides whether an ended conversation survives.
+        :param response: the response about to be sent; the URL it
+            redirects to decides whether an ended conversation survives.
         """
+        if self.readonly:
+            # Nothing to write, nothing locked: only the headers.
+            self._namespace.save(response)
+            if self.current.long_running:
+                response.headers[self.settings.header] = t.cast(str, self.current.id)
+            return
         now = self.store.clock()
         batch = CommitBatch(
             saves=[self._record(c, now) for c in self.active.values()],

@@ -23,6 +23,7 @@ from redis.retry import Retry
 
 from flask_conversation import BusyConversation
 from flask_conversation import conversation
+from flask_conversation import conversation_readonly
 from flask_conversation import ConversationScope
 from flask_conversation import ConversationStoreError
 from flask_conversation.stores.records import CommitBatch
@@ -397,6 +398,38 @@ def test_round_trips_per_request(
     print()
     for kind, count in round_trips.items():
         print(f"  {count}  {kind}")
+
+
+def test_round_trips_of_read_only_requests(
+    counted_app: Flask,
+    commands: CommandLog,
+    deployment: tuple[list[RedisServer], redis.Redis | RedisCluster],
+) -> None:
+    """``@conversation_readonly`` reads the chain in one script call that
+    takes no lock, and commits nothing: one round trip, at any depth.
+    """
+
+    @counted_app.get("/peek")
+    @conversation_readonly
+    def peek() -> dict[str, t.Any]:
+        return {"n": conversation.get("n"), "depth": conversation.depth}
+
+    tab = t.cast(ConversationClient, counted_app.test_client())
+    root = tab.post("/begin").json["id"]
+    child = tab.post("/begin").json["id"]
+    tab.get("/peek?cid=nope")  # loads the script
+    client = deployment[1]
+    if isinstance(client, RedisCluster):
+        client.ping(target_nodes=RedisCluster.PRIMARIES)
+    commands.take()
+
+    for cid, depth in ((root, 0), (child, 1)):
+        assert tab.get(f"/peek?cid={cid}").json == {"n": 0, "depth": depth}
+        assert commands.take() == ["EVALSHA"]
+    assert tab.get("/peek?cid=unknown").status_code == 404
+    assert commands.take() == ["EVALSHA"]
+    assert tab.new_tab().get("/peek").json == {"n": None, "depth": 0}
+    assert commands.take() == []
 
 
 # -- outage -----------------------------------------------------------------------
