@@ -10,6 +10,9 @@ import weakref
 from flask import Flask
 from flask.signals import got_request_exception
 
+from .commit import commit_state
+from .commit import finish_headers
+from .commit import release_state
 from .config import DEFAULTS
 from .context import conversation_proxy
 from .context import get_state
@@ -162,7 +165,7 @@ class ConversationScope:
             return response
         if not state.failed:
             try:
-                state.commit(response)
+                commit_state(state, response)
             except (ConversationStoreError, ConversationTooLarge) as e:
                 # Raised here, Flask would turn any error into a 500: answer
                 # with the error's own status (503, 413) through the app's
@@ -170,8 +173,7 @@ class ConversationScope:
                 state.refused = isinstance(e, ConversationTooLarge)
                 app = state.app
                 response = app.make_response(app.handle_user_exception(e))
-        state.keep_named_cid(response)
-        state.cache_headers(response)
+        finish_headers(state, response)
         return response
 
     def mark_failed(self, sender: Flask, exception: BaseException, **extra: t.Any) -> None:
@@ -192,7 +194,7 @@ class ConversationScope:
         """
         state = pop_state()
         if state is not None:
-            state.release()
+            release_state(state)
 
     def conversations(self) -> list[ConversationInfo]:
         """The long-running conversations of the current namespace, most

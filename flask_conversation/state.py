@@ -3,9 +3,9 @@ it once, release it always.
 
 The :class:`RequestState` is created on first use of the conversation (see
 :mod:`.context`) and kept on :data:`flask.g`. Everything a view changes is
-recorded on it; the extension's ``after_request`` method turns that into one
-:class:`~.stores.records.CommitBatch` for the store, and its
-``teardown_request`` method releases every lock, also after an error.
+recorded on it; at the end of the request :mod:`.commit` turns that into
+one :class:`~.stores.records.CommitBatch` for the store and releases every
+lock, also after an error.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import typing as t
 
 from flask import request
 
-from .caching import mark_private
 from .cid import check_cid
 from .cid import CidSource
 from .cid import is_valid_cid
@@ -35,22 +34,17 @@ from .limits import stack_size
 from .namespaces import RequestNamespace
 from .namespaces import Scope
 from .redirects import Ended
-from .redirects import redirect_survivors
 from .redirects import report_missing
 from .serialization import dump_data
 from .signals import conversation_begun
-from .signals import conversation_destroyed
 from .signals import conversation_ended
 from .snapshots import record_of
-from .snapshots import survivor_of
 from .stores.records import Acquired
-from .stores.records import CommitBatch
 from .stores.records import ConversationInfo
 from .stores.records import ConversationRecord
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
-    from werkzeug.wrappers import Response
 
     from .stores.base import ConversationStore
 
@@ -73,7 +67,8 @@ class RequestState:
         self.store = store
         self.readonly = readonly
         self.settings = Settings.from_config(app.config)
-        self._namespace = RequestNamespace(app, scope.namespace_callback, store)
+        #: the request's namespace token: looked up once, created, rotated
+        self.tokens = RequestNamespace(app, scope.namespace_callback, store)
         #: long-running conversations this request works in, by id
         self.active: dict[str, Conversation] = {}
         #: held stack locks, ``root_id -> token``
@@ -130,21 +125,21 @@ class RequestState:
 
         :param create: create the token if there is none yet.
         """
-        return self._namespace.get(create)
+        return self.tokens.get(create)
 
     @property
     def known_namespace(self) -> str | None:
         """The namespace if this request already looked it up; never looks
         it up.
         """
-        return self._namespace.known
+        return self.tokens.known
 
     def rotate_namespace(self) -> None:
         """Give the namespace a new token at commit; see
         :meth:`~flask_conversation.ConversationScope.rotate_namespace`.
         """
         self.check_writable("rotate the namespace")
-        self._namespace.rotate()
+        self.tokens.rotate()
 
     def _resolve(self) -> Conversation:
         found = locate_cid(request, self.settings.param, self.settings.header)
@@ -435,103 +430,23 @@ class RequestState:
                 if not r.ended and r.expires_at > now and r.id not in self.deletes
             }
         for cid, conv in self.active.items():
-            infos[cid] = ConversationInfo.from_record(self._record(conv, now, data=""))
+            infos[cid] = ConversationInfo.from_record(self.record(conv, now, data=""))
         # A child renews its ancestors: at equal times the deepest was used.
         return sorted(infos.values(), key=lambda i: (i.last_access, i.depth), reverse=True)
 
-    # -- committing ------------------------------------------------------------
-
-    def _record(
+    def record(
         self, conv: Conversation, now: float, data: str | None = None
     ) -> ConversationRecord:
+        """The record ``conv`` is stored as, used at ``now``.
+
+        :param conv: a long-running conversation of this request.
+        :param now: the time of the commit.
+        :param data: its data already serialized, else serialized here
+            (within ``CONVERSATION_MAX_SIZE``).
+        """
         if data is None:
             data = dump_data(self.store.serializer, conv.own_data, conv.id, self.settings.max_size)
         return record_of(conv, t.cast(str, self.known_namespace), now, data)
-
-    def commit(self, response: Response) -> None:
-        """Write this request's changes in one batch and release its locks,
-        then send the signals and set the response header.
-
-        :param response: the response about to be sent; the URL it
-            redirects to decides whether an ended conversation survives.
-        """
-        if self.readonly:
-            # Nothing to write, nothing locked: only the headers.
-            self._namespace.save(response)
-            if self.current.long_running:
-                response.headers[self.settings.header] = t.cast(str, self.current.id)
-            return
-        now = self.store.clock()
-        batch = CommitBatch(
-            saves=[self._record(c, now) for c in self.active.values()],
-            deletes=dict(self.deletes),
-            unlock=self.locks,
-            max_count=self.settings.max_count,
-            keep_roots={t.cast(str, c.root.id) for c in self.active.values()},
-            clear=self.clear,
-            held=self.held,
-        )
-        survivor = None
-        namespace = self.known_namespace
-        for ended in redirect_survivors(response, self.ended, self.settings.param):
-            data = dump_data(
-                self.store.serializer, dict(ended.conversation), ended.cid, self.settings.max_size
-            )
-            batch.saves.append(
-                survivor_of(ended.cid, ended.conversation, t.cast(str, namespace), now, data)
-            )
-            survivor = ended.cid
-        destroyed = []
-        with self.failures.reporting("committing"):
-            if namespace and batch:
-                destroyed = self.store.commit(namespace, batch)
-        self.locks = {}
-        rotation = self._namespace.rotation()
-        if rotation is not None:
-            with self.failures.reporting("moving the namespace"):
-                self.store.move_namespace(*rotation, self.settings.lock_timeout)
-        self._namespace.save(response)
-        for cid, reason in destroyed:
-            conversation_destroyed.send(self.app, cid=cid, namespace=namespace, reason=reason)
-        propagated = self.current.id if self.current.long_running else survivor
-        if propagated is not None:
-            response.headers[self.settings.header] = propagated
-
-    def cache_headers(self, response: Response) -> None:
-        """Keep shared caches from serving this response to someone else
-        (see :func:`~.caching.mark_private`), when it may depend on who
-        asks: the request named a cid (even one whose conversation was
-        missing or ended: whether it is found depends on who asks) or
-        looked up its namespace.
-
-        :param response: the response about to be sent.
-        """
-        if self.cid_source is not None or self.known_namespace is not None:
-            mark_private(response, self.settings.header, self.cid_source)
-
-    def keep_named_cid(self, response: Response) -> None:
-        """On a response refused by a limit, the cid the request named:
-        nothing changed, so the client goes on working in it.
-
-        :param response: the response about to be sent.
-        """
-        if self.refused and self.named_live is not None:
-            response.headers[self.settings.header] = self.named_live
-
-    def release(self) -> None:
-        """Release every lock still held: the request failed or never
-        committed. Never raises.
-        """
-        locks, self.locks = self.locks, {}
-        namespace = self.known_namespace
-        if namespace is None:
-            return
-        for root_id, token in locks.items():
-            try:
-                self.store.unlock(namespace, root_id, token)
-            except Exception as e:  # noqa: BLE001
-                # The lease expires the lock; the response is already sent.
-                self.failures.log(e, f"releasing the lock of stack {root_id!r}")
 
 
 def _within(conv: Conversation, ancestor: Conversation) -> bool:
