@@ -99,18 +99,28 @@ def conversation_app(
     return app
 
 
-def tabs_app(session_redis: t.Any = None) -> Flask:
+def tabs_app(session_redis: t.Any = None, session_sqlalchemy: str | None = None) -> Flask:
     """The same application keeping each booking by hand in
     ``session["tabs"][tab_id]``, in Flask's cookie session or, with
-    ``session_redis``, in Flask-Session's Redis backend.
+    ``session_redis``, in Flask-Session's Redis backend, or with
+    ``session_sqlalchemy``, in its SQLAlchemy backend (through
+    Flask-SQLAlchemy).
 
     :param session_redis: a Redis client for Flask-Session, or ``None``.
+    :param session_sqlalchemy: a database URL for Flask-Session, or ``None``.
     """
     app = _base("bench_tabs")
     if session_redis is not None:
         from flask_session import Session
 
         app.config.update(SESSION_TYPE="redis", SESSION_REDIS=session_redis)
+        Session(app)
+    elif session_sqlalchemy is not None:
+        from flask_session import Session
+        from flask_sqlalchemy import SQLAlchemy
+
+        app.config["SQLALCHEMY_DATABASE_URI"] = session_sqlalchemy
+        app.config.update(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=SQLAlchemy(app))
         Session(app)
 
     @app.post("/start")

@@ -17,6 +17,7 @@ from . import figures
 from . import http
 from . import report
 from . import server_time
+from . import sql
 from .redis_server import DEFAULT_BINARY
 from .redis_server import own_cpu
 from .redis_server import RedisServer
@@ -24,7 +25,7 @@ from .results import Row
 from .timing import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
+ALL = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -105,6 +106,17 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 ctx.redis_cpu = cpu
             except RuntimeError as e:
                 ctx.redis_error = str(e)
+        if wanted & {"10", "11"}:
+            try:
+                from tests.sql_servers import PostgresServer
+
+                postgres = stack.enter_context(PostgresServer())
+            except (ImportError, RuntimeError, OSError) as e:
+                ctx.postgres_error = str(e)
+            else:
+                ctx.postgres_url = postgres.url
+                assert postgres.process is not None
+                ctx.postgres_pid = postgres.process.pid
         steps: list[tuple[str, t.Callable[[], list[Row]]]] = [
             ("1", lambda: figures.figure_1(ctx)),
             ("2", lambda: figures.figure_2(ctx)),

@@ -40,6 +40,9 @@ class Context:
     :param redis_error: why Redis figures are skipped, if they are.
     :param redis_cpu: the CPU the server is pinned to, ``None`` if it
         shares the machine's CPUs.
+    :param postgres_url: the throwaway PostgreSQL server's URL.
+    :param postgres_pid: its process id, to read its CPU time.
+    :param postgres_error: why the SQL figures are skipped, if they are.
     """
 
     timing: Settings
@@ -47,6 +50,9 @@ class Context:
     redis_url: str | None = None
     redis_error: str | None = None
     redis_cpu: int | None = None
+    postgres_url: str | None = None
+    postgres_pid: int | None = None
+    postgres_error: str | None = None
 
     def redis_client(self, hiredis: bool = True) -> redis.Redis:
         """A new client of the throwaway server.
@@ -98,6 +104,12 @@ def hiredis_installed() -> bool:
 
 def _step(app: Flask, cid: str, cookie: str, param: str = "cid") -> t.Callable[[], None]:
     environ, _ = prepare(app, "/step", query={param: cid}, cookie=cookie or None)
+def step_caller(app: Flask, cid: str, cookie: str, param: str = "cid") -> t.Callable[[], None]:
+    """The call of one ``/step`` of the booking ``cid`` (or, with
+    ``param="tab"``, of a hand-rolled tab) sending the ``Cookie`` header
+    ``cookie``.
+    """
+    environ, _ = prepare(app, "/step", query={param: cid}, cookie=cookie)
     return caller(app, environ, expect_header=HEADER if param == "cid" else None)
 
 
@@ -180,8 +192,8 @@ def figure_2(ctx: Context) -> list[Row]:
             "read+write, SessionStore (cookie session)",
             'hand-rolled session["tabs"][tab_id]',
             compare(
-                _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
-                _step(conv, cid, cookie),
+                step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
+                step_caller(conv, cid, cookie),
                 ctx.timing,
             ),
             1.25,
@@ -243,6 +255,13 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
                 "Flask-Session Redis, hand-rolled tabs dict",
                 comparison,
                 1.0 if (open_bookings, with_hiredis, loader) == runs[0] else None,
+                compare(
+                    step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
+                    step_caller(conv, cid, cookie),
+                    ctx.timing,
+                    clock=redis_cpu_clock(ctx.redis_client()),
+                ),
+                1.0,
             )
         )
         rows[-1].extra.update(
@@ -254,7 +273,7 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
 # -- 4 -------------------------------------------------------------------------
 
 
-def _populated(store: t.Any, live: int, limit: int) -> tuple[t.Callable[[], None], Flask]:
+def populated(store: t.Any, live: int, limit: int) -> tuple[t.Callable[[], None], Flask]:
     """An app whose namespace holds ``live`` conversations, and the call
     that steps the first one.
     """
@@ -262,7 +281,7 @@ def _populated(store: t.Any, live: int, limit: int) -> tuple[t.Callable[[], None
     cid, cookie = apps.start(app)
     for _ in range(live - 1):
         apps.start(app, cookie)
-    return _step(app, cid, cookie), app
+    return step_caller(app, cid, cookie), app
 
 
 def figure_4(ctx: Context) -> list[Row]:
@@ -285,9 +304,9 @@ def figure_4(ctx: Context) -> list[Row]:
             redis_cpu_clock(ctx.redis_client()),
         )
     for name, (build, clock) in builders.items():
-        baseline, _ = _populated(build("bench4-base:"), 1, limit)
+        baseline, _ = populated(build("bench4-base:"), 1, limit)
         for live in ctx.counts:
-            subject, _ = _populated(build(f"bench4-{live}:"), live, limit)
+            subject, _ = populated(build(f"bench4-{live}:"), live, limit)
             top = live == max(ctx.counts)
             rows.append(
                 ratio_row(
@@ -327,7 +346,7 @@ def figure_5(ctx: Context, requests: int = 200) -> list[Row]:
     app = apps.conversation_app(_redis_store(ctx, "bench5:"))
     cid, cookie = apps.start(app)
     cases = {
-        "use": _step(app, cid, cookie),
+        "use": step_caller(app, cid, cookie),
         "no use (names a cid)": caller(
             app, prepare(app, "/", query={"cid": cid}, cookie=cookie)[0]
         ),
@@ -435,8 +454,8 @@ def figure_8(ctx: Context) -> list[Row]:
                 f"read+write, {name}, namespace in its own cookie",
                 f"namespace in {where}",
                 compare(
-                    _step(in_session, session_cid, session_cookie),
-                    _step(own, cid, cookie),
+                    step_caller(in_session, session_cid, session_cookie),
+                    step_caller(own, cid, cookie),
                     ctx.timing,
                     clock=clock,
                 ),

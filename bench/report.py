@@ -67,17 +67,18 @@ def write_json(rows: list[Row], path: Path, settings: dict[str, t.Any]) -> None:
 
 
 def plot(rows: list[Row], path: Path) -> bool:
-    """Plot figure 4: the ratio to one live conversation, and the time of a
-    request, against the number of live conversations, one line per store.
+    """Plot figures 4 and 10: the ratio to one live conversation, and the
+    time of a request, against the number of live conversations, one line
+    per store.
 
-    :param rows: the results; only figure 4's rows are used.
+    :param rows: the results; only figure 4's and 10's rows are used.
     :param path: the PNG to write.
     :return: ``False`` if there was nothing to plot.
     :raise ImportError: matplotlib is not installed.
     """
     series: dict[str, list[tuple[int, float, float]]] = {}
     for r in rows:
-        if r.figure == "4" and r.value is not None and "store" in r.extra:
+        if r.figure in ("4", "11") and r.value is not None and "store" in r.extra:
             series.setdefault(r.extra["store"], []).append(
                 (r.extra["live"], r.value, r.extra["subject"])
             )

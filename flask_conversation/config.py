@@ -13,6 +13,7 @@ from datetime import timedelta
 DEFAULTS: dict[str, t.Any] = {
     "CONVERSATION_STORE": "session",
     "CONVERSATION_REDIS": None,
+    "CONVERSATION_SQLALCHEMY": None,
     "CONVERSATION_PARAM": "cid",
     "CONVERSATION_HEADER": "X-Conversation-Id",
     "CONVERSATION_TIMEOUT": timedelta(minutes=30),

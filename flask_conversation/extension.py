@@ -98,7 +98,7 @@ class ConversationScope:
                 " to None to keep the namespace token in the session."
             )
         if store is None:
-            store = self._store if self._store is not None else store_from_config(app.config)
+            store = self._store if self._store is not None else store_from_config(app.config, app)
         self._stores[app] = store
         self._settings[app] = SettingsCache()
         app.extensions["conversation"] = self

@@ -2,9 +2,14 @@
 by environment variables, since gunicorn imports it in its workers:
 
 ``CONC_STORE``
-    ``memory``, ``session`` or ``redis``.
+    ``memory``, ``session``, ``redis`` or ``sqlalchemy``.
 ``CONC_REDIS_URL``
     the Redis server, for ``redis``.
+``CONC_SQL_URL``
+    the database, for ``sqlalchemy``.
+``CONC_SESSION_SQL_URL``
+    for ``session``: keep the sessions in this database with Flask-Session's
+    SQLAlchemy backend instead of the cookie.
 ``CONC_LOCK_TIMEOUT``
     ``CONVERSATION_LOCK_TIMEOUT`` in seconds.
 ``CONC_MEETING``
@@ -31,8 +36,17 @@ def create_app() -> Flask:
         SECRET_KEY="concurrency",
         CONVERSATION_STORE=os.environ["CONC_STORE"],
         CONVERSATION_REDIS=os.environ.get("CONC_REDIS_URL"),
+        CONVERSATION_SQLALCHEMY=os.environ.get("CONC_SQL_URL"),
         CONVERSATION_LOCK_TIMEOUT=float(os.environ.get("CONC_LOCK_TIMEOUT", "5")),
     )
+    session_sql = os.environ.get("CONC_SESSION_SQL_URL")
+    if session_sql:
+        from flask_session import Session
+        from flask_sqlalchemy import SQLAlchemy
+
+        app.config.update(SQLALCHEMY_DATABASE_URI=session_sql, SESSION_TYPE="sqlalchemy")
+        app.config["SESSION_SQLALCHEMY"] = SQLAlchemy(app)
+        Session(app)
     ConversationScope(app)
     meeting = Path(os.environ.get("CONC_MEETING", "."))
 

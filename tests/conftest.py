@@ -15,10 +15,10 @@ from flask_conversation.stores import MemoryStore
 from flask_conversation.stores import SessionStore
 from flask_conversation.testing import ConversationClient
 
-pytest_plugins = ["tests.redis_servers"]
+pytest_plugins = ["tests.redis_servers", "tests.sql_servers"]
 
 #: Every way conversations can be kept. Each names a builder below.
-STORES = ["cookie", "cachelib", "memory", "redis", "redis-cluster"]
+STORES = ["cookie", "cachelib", "memory", "redis", "redis-cluster", "sql-sqlite", "sql-postgres"]
 
 
 class FakeClock:
@@ -117,12 +117,28 @@ def _redis_cluster(
     return RedisStore(client, clock=clock)  # type: ignore[no-any-return]
 
 
+def _sql(kind: str) -> t.Callable[[Flask, FakeClock, pytest.FixtureRequest], ConversationStore]:
+    def build(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> ConversationStore:
+        from flask_conversation.stores import SQLAlchemyStore
+        from tests.sql_servers import sql_engine
+        from tests.sql_servers import sql_url_for
+
+        engine = sql_engine(sql_url_for(kind, request))
+        request.addfinalizer(engine.dispose)
+        return SQLAlchemyStore(engine, clock=clock)  # type: ignore[no-any-return]
+
+    return build
+
+
 BUILDERS: dict[str, t.Callable[[Flask, FakeClock, pytest.FixtureRequest], ConversationStore]] = {
     "cookie": _cookie,
     "cachelib": _cachelib,
     "memory": _memory,
     "redis": _redis,
     "redis-cluster": _redis_cluster,
+    "sql-sqlite": _sql("sqlite"),
+    "sql-postgres": _sql("postgres"),
+    "sql-mariadb": _sql("mariadb"),
 }
 
 

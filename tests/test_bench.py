@@ -82,6 +82,21 @@ def test_in_process_figures(tmp_path: Path) -> None:
         assert (tmp_path / "plot.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_sql_figures(tmp_path: Path) -> None:
+    out, results = run_bench(tmp_path, "--figures", "10,11", "--counts", "1,3")
+    rows = results["rows"]
+    assert isinstance(rows, list)
+    # PostgreSQL is real here: nothing may have been skipped.
+    assert not [row for row in rows if row["result"].startswith("skipped")], out
+    assert sorted({row["figure"] for row in rows}) == ["10", "11"]
+    ratios = [row for row in rows if row["figure"] == "10" and "read+write," in row["what"]]
+    assert len(ratios) == 2 and all(row["value"] > 0 for row in ratios)
+    counts = {row["what"]: row for row in rows if "transactions per" in row["what"]}
+    ours = counts["SQL transactions per read+write request, SQLAlchemyStore"]
+    assert ours["value"] == 2 and ours["met"], ours
+    assert sorted(r["extra"]["live"] for r in rows if r["figure"] == "11") == [1, 3]
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_http_figure(tmp_path: Path) -> None:
     out, results = run_bench(

@@ -1,5 +1,6 @@
 """``flask conversation list / show / purge`` through Flask's CLI runner,
-against MemoryStore, a real Redis and the session store that cannot list.
+against MemoryStore, a real Redis, SQLAlchemyStore on SQLite and
+PostgreSQL, and the session store that cannot list.
 """
 
 from __future__ import annotations
@@ -75,17 +76,38 @@ def fill(app: Flask) -> tuple[str, str, str]:
 # -- a real Redis -------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
+def sql_store(kind: str, request: pytest.FixtureRequest, clock: FakeClock) -> ConversationStore:
+    from flask_conversation.stores import SQLAlchemyStore
+    from tests.sql_servers import sql_engine
+    from tests.sql_servers import sql_url_for
+
+    engine = sql_engine(sql_url_for(kind, request))
+    request.addfinalizer(engine.dispose)
+    return SQLAlchemyStore(engine, clock=clock)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["memory", "redis", "sql-sqlite", "sql-postgres"])
 def listing_store(
     request: pytest.FixtureRequest, clock: FakeClock
 ) -> t.Iterator[ConversationStore]:
     if request.param == "memory":
         yield MemoryStore(clock=clock)
         return
+    if request.param.startswith("sql-"):
+        yield sql_store(request.param[4:], request, clock)
+        return
     redis_mod = pytest.importorskip("flask_conversation.stores.redis")
     # The fixture empties the server before each test and closes the client.
     client = request.getfixturevalue("redis_client")
     yield redis_mod.RedisStore(client, prefix="cli:", clock=clock)
+
+
+@pytest.fixture(params=["memory", "sql-sqlite", "sql-postgres"])
+def expiring_store(request: pytest.FixtureRequest, clock: FakeClock) -> ConversationStore:
+    """A store that keeps expired records until a commit or a purge."""
+    if request.param == "memory":
+        return MemoryStore(clock=clock)
+    return sql_store(request.param[4:], request, clock)
 
 
 # -- list -----------------------------------------------------------------------
@@ -142,9 +164,9 @@ def test_list_one_namespace(listing_store: ConversationStore, clock: FakeClock) 
     assert by_id[child][6] == str(size)
 
 
-def test_list_marks_expired_records(clock: FakeClock) -> None:
+def test_list_marks_expired_records(expiring_store: ConversationStore, clock: FakeClock) -> None:
     # Only a store without native expiry still holds an expired record.
-    app = make_app(MemoryStore(clock=clock))
+    app = make_app(expiring_store)
     ns, root, _ = fill(app)
     clock.advance(31 * 60)
 
@@ -203,8 +225,8 @@ def test_show_unknown_conversation(listing_store: ConversationStore) -> None:
     assert result.stdout == ""
 
 
-def test_show_expired_warns_on_stderr(clock: FakeClock) -> None:
-    app = make_app(MemoryStore(clock=clock))
+def test_show_expired_warns_on_stderr(expiring_store: ConversationStore, clock: FakeClock) -> None:
+    app = make_app(expiring_store)
     ns, root, _ = fill(app)
     clock.advance(31 * 60)
 
@@ -218,8 +240,9 @@ def test_show_expired_warns_on_stderr(clock: FakeClock) -> None:
 # -- purge ------------------------------------------------------------------------
 
 
-def test_purge_memory_removes_expired_records(clock: FakeClock) -> None:
-    store = MemoryStore(clock=clock)
+def test_purge_removes_expired_records(expiring_store: ConversationStore, clock: FakeClock) -> None:
+    store = expiring_store
+    name = type(store).__name__
     app = make_app(store)
     ns, _, _ = fill(app)
     clock.advance(10 * 60)
@@ -230,11 +253,12 @@ def test_purge_memory_removes_expired_records(clock: FakeClock) -> None:
     result = run(app, "purge")
 
     assert result.exit_code == 0, result.output
-    assert result.output == "Removed 2 expired conversations from MemoryStore.\n"
+    assert result.output == f"Removed 2 expired conversations from {name}.\n"
     assert ns not in store.namespaces()
-    assert len(store) == 1
+    assert sum(store.namespaces().values()) == 1
+    assert store.list_namespace(ns) == []
     # Nothing left to remove.
-    assert run(app, "purge").output == "Removed 0 expired conversations from MemoryStore.\n"
+    assert run(app, "purge").output == f"Removed 0 expired conversations from {name}.\n"
 
 
 def test_purge_redis_has_nothing_to_do(clock: FakeClock, request: pytest.FixtureRequest) -> None:

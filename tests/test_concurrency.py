@@ -6,8 +6,9 @@ threads that share one browser's cookies.
 -   Several tabs at once: every counter exact, and the tabs were inside
     their views at the same time (none waited for another).
 
-``MemoryStore`` runs in one process with threads, ``RedisStore`` in several
-worker processes. ``SessionStore`` is measured the same way and only
+``MemoryStore`` runs in one process with threads, ``RedisStore`` and
+``SQLAlchemyStore`` (SQLite, PostgreSQL, MariaDB) in several worker
+processes. ``SessionStore`` is measured the same way and only
 reported: it shares the session's last-writer-wins behaviour.
 """
 
@@ -27,6 +28,7 @@ import pytest
 
 from tests.gunicorn_servers import GunicornServer
 from tests.redis_servers import RedisServer
+from tests.sql_servers import sql_url_for
 
 TESTS = Path(__file__).parent
 #: How each store is served: worker processes and threads per worker.
@@ -34,7 +36,12 @@ SERVING = {
     "memory": ["--workers", "1", "--worker-class", "gthread", "--threads", "8"],
     "redis": ["--workers", "4"],
     "session": ["--workers", "4"],
+    "sql-sqlite": ["--workers", "4"],
+    "sql-postgres": ["--workers", "4"],
+    "sql-mariadb": ["--workers", "4"],
 }
+#: The stores that must lose no update.
+SAFE = ["memory", "redis", "sql-sqlite", "sql-postgres", "sql-mariadb"]
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 10
 TABS = 4
@@ -51,7 +58,11 @@ class Gunicorn(GunicornServer):
         super().__init__(
             "concurrency_app:create_app()",
             ["--graceful-timeout", "5", *SERVING[store]],
-            {"CONC_STORE": store, "CONC_MEETING": str(self.meeting), **env},
+            {
+                "CONC_STORE": "sqlalchemy" if store.startswith("sql-") else store,
+                "CONC_MEETING": str(self.meeting),
+                **env,
+            },
             tmp_path / "gunicorn.log",
             pythonpath=[TESTS],
         )
@@ -68,6 +79,8 @@ def serve(tmp_path: Path, request: pytest.FixtureRequest) -> t.Iterator[t.Callab
             with server.client() as c:
                 c.flushall()
             env.setdefault("CONC_REDIS_URL", server.url)
+        if store.startswith("sql-"):
+            env.setdefault("CONC_SQL_URL", sql_url_for(store[4:], request))
         servers.append(Gunicorn(store, tmp_path, env))
         return servers[-1]
 
@@ -194,7 +207,7 @@ def tabs_at_once(server: Gunicorn) -> dict[str, t.Any]:
     }
 
 
-@pytest.mark.parametrize("store", ["memory", "redis"])
+@pytest.mark.parametrize("store", SAFE)
 def test_one_counter_loses_no_update(store: str, serve: t.Callable[..., Gunicorn]) -> None:
     lock_timeout = 0.25
     server = serve(store, CONC_LOCK_TIMEOUT=str(lock_timeout))
@@ -214,7 +227,7 @@ def test_one_counter_loses_no_update(store: str, serve: t.Callable[..., Gunicorn
         assert took >= lock_timeout
 
 
-@pytest.mark.parametrize("store", ["memory", "redis"])
+@pytest.mark.parametrize("store", ["memory", "redis", "sql-postgres"])
 def test_busy_only_after_the_lock_timeout(store: str, serve: t.Callable[..., Gunicorn]) -> None:
     """Requests far slower than the lock timeout: the others give up, each
     after waiting the timeout, and what did run is all counted.
@@ -239,7 +252,7 @@ def test_busy_only_after_the_lock_timeout(store: str, serve: t.Callable[..., Gun
     assert browser.send("GET", "/read", cid)[0].json()["n"] == codes.count(200)
 
 
-@pytest.mark.parametrize("store", ["memory", "redis"])
+@pytest.mark.parametrize("store", SAFE)
 def test_tabs_never_wait_for_each_other(store: str, serve: t.Callable[..., Gunicorn]) -> None:
     server = serve(store)
     result = tabs_at_once(server)
@@ -253,19 +266,26 @@ def test_tabs_never_wait_for_each_other(store: str, serve: t.Callable[..., Gunic
     assert all(codes == [200] * ROUNDS for codes in result["statuses"].values())
 
 
-def test_session_store_last_writer_wins(serve: t.Callable[..., Gunicorn]) -> None:
+@pytest.mark.parametrize("backend", ["cookie", "flask-session-sql"])
+def test_session_store_last_writer_wins(
+    serve: t.Callable[..., Gunicorn], backend: str, request: pytest.FixtureRequest
+) -> None:
     """The session store's lost updates under the same load, served by
-    several workers like the Redis store: reported, not asserted, since
-    they depend on timing. What is asserted is that they are silent: every
-    request succeeds.
+    several workers like the Redis store, with Flask's cookie session and
+    with Flask-Session's SQLAlchemy backend on PostgreSQL: reported, not
+    asserted, since they depend on timing. What is asserted is that they
+    are silent: every request succeeds.
     """
-    server = serve("session")
+    env = {}
+    if backend != "cookie":
+        env["CONC_SESSION_SQL_URL"] = sql_url_for("postgres", request)
+    server = serve("session", **env)
     counter = one_counter(server, pause=0.01)
     tabs = tabs_at_once(server)
     print(
-        f"\nsession, one counter: {counter['ok']} of {counter['sent']} got 200,"
+        f"\nsession ({backend}), one counter: {counter['ok']} of {counter['sent']} got 200,"
         f" final value {counter['final']}, lost updates {counter['lost']}"
-        f"\nsession, {TABS} tabs x {ROUNDS} rounds: counters {tabs['finals']},"
+        f"\nsession ({backend}), {TABS} tabs x {ROUNDS} rounds: counters {tabs['finals']},"
         f" lost updates {tabs['lost']}"
     )
     assert counter["ok"] == counter["sent"]

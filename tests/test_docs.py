@@ -8,8 +8,9 @@ collected into the page's ``templates`` mapping (for a ``DictLoader``).
 
 A page whose examples need an optional package that is not installed (the
 Redis client, RedisStore, Flask-DebugToolbar) stops there and is skipped,
-saying which; ``redis://localhost:6379/0`` in the examples is replaced with a
-throwaway Redis server started for the test.
+saying which; ``redis://localhost:6379/0`` and
+``postgresql+psycopg://localhost/app`` in the examples are replaced with
+throwaway servers started for the test.
 """
 
 from __future__ import annotations
@@ -29,8 +30,17 @@ from flask_conversation.config import DEFAULTS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p for p in DOCS.glob("*.rst"))
-OPTIONAL = {"redis", "flask_debugtoolbar", "flask_conversation.stores.redis"}
+OPTIONAL = {
+    "redis",
+    "flask_debugtoolbar",
+    "flask_conversation.stores.redis",
+    "sqlalchemy",
+    "flask_sqlalchemy",
+    "alembic",
+    "psycopg",
+}
 EXAMPLE_REDIS_URL = "redis://localhost:6379/0"
+EXAMPLE_POSTGRES_URL = "postgresql+psycopg://localhost/app"
 
 DIRECTIVE = re.compile(r"^(?P<indent> *)\.\. (?P<name>code-block|hidden-code)::\s*(?P<arg>\S*)\s*$")
 
@@ -103,6 +113,8 @@ def test_page_examples_run(
         code = block.code
         if EXAMPLE_REDIS_URL in code:
             code = code.replace(EXAMPLE_REDIS_URL, _redis_url(request))
+        if EXAMPLE_POSTGRES_URL in code:
+            code = code.replace(EXAMPLE_POSTGRES_URL, str(request.getfixturevalue("postgres_url")))
         try:
             exec(compile(code, f"{page.name}:{block.line}", "exec"), namespace)
         except ModuleNotFoundError as e:
@@ -136,6 +148,7 @@ def test_every_public_name_is_documented() -> None:
         "SessionStore",
         "MemoryStore",
         "RedisStore",
+        "SQLAlchemyStore",
         "ConversationClient",
     } <= documented
 

@@ -48,9 +48,17 @@ def text_of(html: str, css_class: str) -> str:
 # -- booking -------------------------------------------------------------------
 
 
-@pytest.fixture(params=["session", "memory"])
-def booking_app(request: pytest.FixtureRequest) -> Flask:
-    return make(booking.create_app, CONVERSATION_STORE=request.param)
+@pytest.fixture(params=["session", "memory", "sqlalchemy"])
+def booking_app(request: pytest.FixtureRequest) -> t.Iterator[Flask]:
+    if request.param != "sqlalchemy":
+        yield make(booking.create_app, CONVERSATION_STORE=request.param)
+        return
+    from flask_conversation import ConversationScope
+
+    url = request.getfixturevalue("sqlite_url")
+    app = make(booking.create_app, CONVERSATION_STORE="sqlalchemy", CONVERSATION_SQLALCHEMY=url)
+    yield app
+    ConversationScope.get_store(app).engine.dispose()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

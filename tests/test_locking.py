@@ -96,6 +96,9 @@ def held_locks(app: Flask) -> int:
     store = ConversationScope.get_store(app)
     if hasattr(store, "_locks"):
         return len(store._locks)
+    if type(store).__name__ == "SQLAlchemyStore":
+        with store.engine.connect() as conn:
+            return len(conn.execute(store.tables.leases.select()).all())
     from redis.cluster import RedisCluster
 
     client, pattern = store.client, f"{store.prefix}*:l:*"

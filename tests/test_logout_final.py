@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 from flask_conversation import conversation
 from flask_conversation import ConversationScope
 
-SERVER_SIDE = ["memory", "redis"]
+SERVER_SIDE = ["memory", "redis", "sql-sqlite", "sql-postgres"]
 
 
 class Slow:

@@ -59,8 +59,7 @@ def shop(app: Flask) -> Flask:
             conversation["guests"] = request.form["guests"]
             return redirect(url_for_cid("guests"))
         return render_template_string(
-            '<form method="post" action="{{ url_for(\'guests\') }}">'
-            '<input name="guests"></form>'
+            '<form method="post" action="{{ url_for(\'guests\') }}"><input name="guests"></form>'
         )
 
     @app.post("/skip")

@@ -2,7 +2,9 @@
 
 Run it with ``flask --app examples.booking run``. Conversations are kept in
 the session cookie; set ``REDIS_URL`` (e.g. ``redis://localhost:6379/0``)
-to keep them in Redis instead.
+to keep them in Redis instead, or ``DATABASE_URL`` (a SQLAlchemy URL, e.g.
+``sqlite:///booking.db`` or ``postgresql+psycopg://localhost/booking``) to
+keep them in a SQL database.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
         CONVERSATION_TIMEOUT=30 * 60,
     )
     redis_url = os.environ.get("REDIS_URL")
+    database_url = os.environ.get("DATABASE_URL")
     if redis_url:
         app.config.update(CONVERSATION_STORE="redis", CONVERSATION_REDIS=redis_url)
+    elif database_url:
+        app.config.update(CONVERSATION_STORE="sqlalchemy", CONVERSATION_SQLALCHEMY=database_url)
     if test_config is not None:
         app.config.update(test_config)
 

@@ -106,9 +106,11 @@ def plan_commit(stored: t.Iterable[ConversationRecord], batch: CommitBatch, now:
         stacks: dict[str, list[ConversationRecord]] = {}
         for r in live:
             stacks.setdefault(r.root_id, []).append(r)
+        # Stacks used at the same time go by root id, so that the outcome
+        # does not depend on the order in which a store lists records.
         by_age = sorted(
             (s for root, s in stacks.items() if root not in batch.keep_roots),
-            key=lambda s: max(r.last_access for r in s),
+            key=lambda s: (max(r.last_access for r in s), s[0].root_id),
         )
         for stack in by_age:
             if excess <= 0:

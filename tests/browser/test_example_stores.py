@@ -1,6 +1,7 @@
 """The examples pick their store from the environment as documented:
-``REDIS_URL`` switches the booking site and the bot to Redis. This runs
-against the same throwaway redis-server as the browser tests.
+``REDIS_URL`` switches the booking site and the bot to Redis, and
+``DATABASE_URL`` the booking site to a SQL database. This runs against the
+same throwaway servers as the other tests.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def app_with_redis_url(
 
 def test_defaults_without_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     assert type(ConversationScope.get_store(booking.create_app())) is SessionStore
     assert type(ConversationScope.get_store(bot.create_app())) is MemoryStore
 
@@ -69,6 +71,33 @@ def test_booking_keeps_conversations_in_redis(
     page = tab.get("/booking/dates")
     assert "Alpine Lodge" in page.text
     assert "Booking: Alpine Lodge" in tab.get("/").text
+
+
+def test_booking_keeps_conversations_in_sql(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    import sqlalchemy as sa
+
+    from flask_conversation.stores import SQLAlchemyStore
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    app = booking.create_app({"TESTING": True})
+    store = ConversationScope.get_store(app)
+    assert isinstance(store, SQLAlchemyStore)
+    app.test_client_class = ConversationClient
+    tab = with_csrf(t.cast(ConversationClient, app.test_client()), "/hotels/2")
+    try:
+        tab.post("/hotels/2/book")
+        assert tab.cid is not None
+        with store.engine.connect() as conn:
+            ids = conn.execute(sa.select(store.tables.records.c.id)).scalars().all()
+        assert ids == [tab.cid]
+        page = tab.get("/booking/dates")
+        assert "Alpine Lodge" in page.text
+        assert "Booking: Alpine Lodge" in tab.get("/").text
+    finally:
+        store.engine.dispose()
 
 
 def test_bot_keeps_chats_in_redis(

@@ -31,6 +31,8 @@ def counting_app(store_kind: str, clock: t.Any, request: pytest.FixtureRequest) 
         "memory": "MemoryStore",
         "redis": "RedisStore",
         "redis-cluster": "RedisStore",
+        "sql-sqlite": "SQLAlchemyStore",
+        "sql-postgres": "SQLAlchemyStore",
     }[store_kind]
     # The app must really run on the store the test is named after.
     assert type(inner).__name__ == expected, (store_kind, inner)

@@ -38,8 +38,11 @@ def _redis_available() -> bool:
 
 
 #: Every store the hardening tests run against: Flask's cookie session,
-#: Flask-Session with cachelib, MemoryStore and, where it exists, RedisStore.
-ALL_STORES = ["cookie", "cachelib", "memory"] + (["redis"] if _redis_available() else [])
+#: Flask-Session with cachelib, MemoryStore, SQLAlchemyStore on SQLite and
+#: PostgreSQL and, where it exists, RedisStore.
+ALL_STORES = ["cookie", "cachelib", "memory", "sql-sqlite", "sql-postgres"] + (
+    ["redis"] if _redis_available() else []
+)
 #: The same, and a three-node Redis Cluster, for the tests about key layout.
 WITH_CLUSTER = ALL_STORES + (["redis-cluster"] if _redis_available() else [])
 
@@ -222,9 +225,7 @@ def credentials(app: Flask, client: FlaskClient) -> dict[str, str]:
     :param client: the browser.
     """
     names = (app.config["SESSION_COOKIE_NAME"], app.config["CONVERSATION_COOKIE_NAME"])
-    return {
-        name: cookie.value for name in names if (cookie := client.get_cookie(name)) is not None
-    }
+    return {name: cookie.value for name in names if (cookie := client.get_cookie(name)) is not None}
 
 
 def browser_with(app: Flask, cookies: dict[str, str]) -> FlaskClient:

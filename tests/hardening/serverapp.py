@@ -1,8 +1,10 @@
 """The application the fault and load tests run under gunicorn, on a
-RedisStore. Configured by environment variables:
+RedisStore or a SQLAlchemyStore. Configured by environment variables:
 
 ``FC_REDIS_URL``
-    the Redis server (required).
+    the Redis server.
+``FC_SQL_URL``
+    the SQL database, instead of Redis.
 ``FC_LOCK_LEASE``
     seconds before a lock that was never released expires (30).
 ``FC_LOCK_TIMEOUT``
@@ -31,7 +33,9 @@ from flask_conversation import conversation
 from flask_conversation import conversation_required
 from flask_conversation import ConversationScope
 from flask_conversation import end_conversation
+from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import RedisStore
+from flask_conversation.stores import SQLAlchemyStore
 
 
 def _state() -> dict[str, t.Any]:
@@ -51,10 +55,12 @@ def create_app() -> Flask:
         CONVERSATION_TIMEOUT=float(os.environ.get("FC_TIMEOUT", "1800")),
         CONVERSATION_MAX_COUNT=64,
     )
-    store = RedisStore.from_url(
-        os.environ["FC_REDIS_URL"],
-        lock_lease=float(os.environ.get("FC_LOCK_LEASE", "30")),
-    )
+    lease = float(os.environ.get("FC_LOCK_LEASE", "30"))
+    store: ConversationStore
+    if "FC_SQL_URL" in os.environ:
+        store = SQLAlchemyStore(os.environ["FC_SQL_URL"], lock_lease=lease)
+    else:
+        store = RedisStore.from_url(os.environ["FC_REDIS_URL"], lock_lease=lease)
     ConversationScope(app, store=store)
     block_dir = Path(os.environ.get("FC_BLOCK_DIR", "/nonexistent"))
 

@@ -17,7 +17,15 @@ from stores.store_testing import Records
 
 #: The stores the contract tests run against. The session store works only
 #: inside a request, which its builder provides.
-STORE_KINDS = ["memory", "session", "redis", "redis-cluster"]
+STORE_KINDS = [
+    "memory",
+    "session",
+    "redis",
+    "redis-cluster",
+    "sql-sqlite",
+    "sql-postgres",
+    "sql-mariadb",
+]
 
 
 @pytest.fixture
@@ -36,6 +44,14 @@ def store(request: pytest.FixtureRequest, store_clock: FakeClock) -> t.Iterator[
         app.secret_key = "test"
         with app.test_request_context():
             yield SessionStore(clock=store_clock)
+    elif kind.startswith("sql-"):
+        from flask_conversation.stores.sql import SQLAlchemyStore
+        from tests.sql_servers import sql_engine
+        from tests.sql_servers import sql_url_for
+
+        store = SQLAlchemyStore(sql_engine(sql_url_for(kind[4:], request)), clock=store_clock)
+        yield store
+        store.engine.dispose()
     else:
         from flask_conversation.stores.redis import RedisStore
 

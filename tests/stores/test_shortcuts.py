@@ -11,6 +11,7 @@ import dataclasses
 import random
 import typing as t
 
+import pytest
 from conftest import FakeClock
 from flask import Flask
 from flask import session
@@ -122,6 +123,68 @@ def test_redis_store(redis_client: t.Any) -> None:
             results = [sorted(store.commit("n", copy(batch))) for store in (fast, reference)]
             assert results[0] == results[1], (run, step)
             assert kept(fast, "n", clock.now) == kept(reference, "n", clock.now), (run, step)
+
+
+@pytest.mark.parametrize("sql_kind", ["sqlite", "postgres", "mariadb"])
+def test_sql_store(sql_kind: str, request: pytest.FixtureRequest) -> None:
+    """The SQL store's commit that renews and adds without reading the
+    namespace, against the same store made to apply the full rules every
+    time (its namespace rows claim that something expired).
+    """
+    from flask_conversation.stores.sql import SQLAlchemyStore
+    from tests.sql_servers import sql_engine
+    from tests.sql_servers import sql_url_for
+
+    class Reference(SQLAlchemyStore):
+        def commit(self, namespace: str, batch: CommitBatch) -> Destroyed:
+            with self.engine.begin() as conn:
+                conn.execute(self.tables.namespaces.update().values(earliest=0.0))
+            return super().commit(namespace, batch)
+
+    engine = sql_engine(sql_url_for(sql_kind, request))
+    rng = random.Random(3)
+    clock = FakeClock(1000.0)
+    fast = SQLAlchemyStore(engine, table_prefix="eq_", clock=clock)
+    reference = Reference(engine, table_prefix="ref_", clock=clock)
+    reference.load("n", "c0")  # creates its tables
+    renewed = 0
+    try:
+        for run in range(10):
+            ns = f"n{run}"
+            for step in range(30):
+                clock.advance(rng.choice([0, 0.25, 1, 5, 30]))
+                batch = random_batch(rng, ns, clock.now, timeouts=(10, 60, 0.5))
+                # A request holds only stacks it read from the store. (One
+                # that another request removes meanwhile: test_sql_store.)
+                stored = {r.id for r in fast.list_namespace(ns)}
+                batch.held &= stored
+                if batch.saves and rng.random() < 0.1:
+                    # The primitives keep the namespace's row too.
+                    for store in (fast, reference):
+                        store.save(batch.saves[0])
+                    continue
+                renewed += bool(batch.saves and not batch.deletes)
+                results = [sorted(store.commit(ns, copy(batch))) for store in (fast, reference)]
+                assert results[0] == results[1], (run, step)
+                assert kept(fast, ns, clock.now) == kept(reference, ns, clock.now), (run, step)
+            for store in (fast, reference):
+                assert _namespace_count(store, ns) == len(store.list_namespace(ns)), run
+    finally:
+        engine.dispose()
+    assert renewed > 80
+
+
+def _namespace_count(store: t.Any, namespace: str) -> int:
+    """The number of records the row of ``namespace`` counts (0 without a
+    row), after checking that its earliest expiry is a lower bound.
+    """
+    namespaces = store.tables.namespaces
+    with store.engine.connect() as conn:
+        row = conn.execute(namespaces.select().where(namespaces.c.namespace == namespace)).first()
+    if row is None:
+        return 0
+    assert all(r.expires_at >= row.earliest for r in store.list_namespace(namespace))
+    return int(row.records)
 
 
 def test_session_store() -> None:

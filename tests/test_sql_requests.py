@@ -1,0 +1,384 @@
+"""What requests cost on SQLAlchemyStore, counted with SQLAlchemy's event
+hooks on real SQLite, PostgreSQL and MariaDB: transactions and statements
+per kind of request, the same whatever the size of the namespace, lock
+waits that back off, the listing that comes with the lease, the choice by
+configuration (also through Flask-SQLAlchemy), and an outage.
+"""
+
+from __future__ import annotations
+
+import random
+import typing as t
+
+import pytest
+import sqlalchemy as sa
+from conftest import conversation_app
+from conftest import counter_app
+from conftest import FakeClock
+from flask import Flask
+from flask import request
+
+from flask_conversation import conversation
+from flask_conversation import ConversationScope
+from flask_conversation.extension import conversations
+from flask_conversation.stores import SQLAlchemyStore
+from flask_conversation.testing import ConversationClient
+from tests.sql_servers import PostgresServer
+from tests.sql_servers import sql_engine
+from tests.sql_servers import sql_url_for
+from tests.sql_testing import StatementLog
+from tests.sql_testing import verbs
+
+KINDS = ["sqlite", "postgres", "mariadb"]
+
+
+@pytest.fixture(params=KINDS)
+def sql_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine(sql_kind: str, request: pytest.FixtureRequest) -> t.Iterator[sa.engine.Engine]:
+    engine = sql_engine(sql_url_for(sql_kind, request))
+    yield engine
+    engine.dispose()
+
+
+def counted_app(store: SQLAlchemyStore) -> Flask:
+    app = conversation_app(store)
+
+    @app.post("/begin")
+    def begin() -> dict[str, t.Any]:
+        conversation.begin(nested=conversation.long_running)
+        conversation["n"] = 0
+        return {"id": conversation.id}
+
+    @app.post("/incr")
+    def incr() -> dict[str, t.Any]:
+        conversation["n"] += 1
+        return {"n": conversation["n"]}
+
+    @app.get("/read")
+    def read() -> dict[str, t.Any]:
+        return {"n": conversation.get("n")}
+
+    @app.get("/list")
+    def listing() -> list[str]:
+        return [c.id for c in conversations()]
+
+    @app.post("/end")
+    def end() -> str:
+        conversation.end()
+        return "ended"
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "no conversation"
+
+    @app.post("/book/<int:hotel>")
+    def book(hotel: int) -> dict[str, t.Any]:
+        conversation.begin(id=f"booking-{hotel}", join=True)
+        conversation.setdefault("n", 0)
+        return {"id": conversation.id}
+
+    return app
+
+
+def test_transactions_and_statements_per_request(engine: sa.engine.Engine, sql_kind: str) -> None:
+    """At most two transactions for a request that uses a conversation,
+    none for one that does not. The statements are reported (printed) and
+    bounded: SQLite adds ``BEGIN IMMEDIATE`` to each writing transaction,
+    MariaDB ``SET TRANSACTION`` (this engine runs ``REPEATABLE READ``).
+    """
+    app = counted_app(SQLAlchemyStore(engine))
+    tab = t.cast(ConversationClient, app.test_client())
+    other = tab.new_tab()
+    # Warm up: the tables are created, the isolation level checked.
+    cid = tab.post("/begin").json["id"]
+    tab.post(f"/incr?cid={cid}")
+    extra = {"sqlite": 1, "postgres": 0, "mariadb": 1}[sql_kind]
+    seen: dict[str, tuple[int, list[str]]] = {}
+
+    with StatementLog(engine) as log:
+
+        def measure(kind: str, transactions: int, most: int, call: t.Callable[[], t.Any]) -> None:
+            log.take()
+            rv = call()
+            assert rv.status_code < 500, rv.text
+            count, statements = log.take()
+            seen[kind] = count, statements
+            assert count == transactions, (kind, statements)
+            # Besides the prelude of each transaction.
+            assert len(statements) - extra * count <= most, (kind, statements)
+
+        measure("no conversation used", 0, 0, lambda: tab.get("/plain"))
+        measure("temporary conversation only", 0, 0, lambda: tab.get("/read"))
+        measure("cid named, conversation not used", 0, 0, lambda: tab.get(f"/plain?cid={cid}"))
+        measure("begin, namespace exists", 1, 3, lambda: other.post("/begin"))
+        measure("use a conversation (write)", 2, 5, lambda: tab.post(f"/incr?cid={cid}"))
+        measure("use a conversation (read, renews)", 2, 5, lambda: tab.get(f"/read?cid={cid}"))
+        measure("list the namespace's conversations", 2, 5, lambda: tab.get(f"/list?cid={cid}"))
+        measure("begin nested", 2, 6, lambda: tab.post(f"/begin?cid={cid}"))
+        child = tab.cid
+        assert child is not None and child != cid
+        measure("use a nested conversation", 2, 5, lambda: tab.post(f"/incr?cid={child}"))
+        measure("end a nested conversation", 2, 8, lambda: tab.post(f"/end?cid={child}"))
+        measure("unknown cid", 1, 2, lambda: tab.get("/read?cid=unknown"))
+        measure("end a root", 2, 8, lambda: tab.post(f"/end?cid={cid}"))
+        measure("begin with a new natural id", 2, 7, lambda: other.new_tab().post("/book/1"))
+        measure("join an existing natural id", 2, 5, lambda: other.new_tab().post("/book/1"))
+        fresh = t.cast(ConversationClient, app.test_client())
+        measure("begin, first in a new namespace", 1, 7, lambda: fresh.post("/begin"))
+
+    print(f"\n{sql_kind}: transactions, statements per request")
+    for kind, (count, statements) in seen.items():
+        print(f"  {count}  {len(statements):2}  {kind}: {' '.join(verbs(statements))}")
+
+
+def test_a_request_costs_the_same_in_a_large_namespace(engine: sa.engine.Engine) -> None:
+    """The statements of a read + write are the same with 1 and with 200
+    conversations in the namespace: none reads the namespace.
+    """
+    store = SQLAlchemyStore(engine)
+    app = counted_app(store)
+    app.config["CONVERSATION_MAX_COUNT"] = 500
+    tab = t.cast(ConversationClient, app.test_client())
+    cid = tab.post("/begin").json["id"]
+    runs = []
+    with StatementLog(engine) as log:
+        for size in (1, 200):
+            while len(store.list_namespace(store.namespaces().popitem()[0])) < size:
+                tab.new_tab().post("/begin")
+            tab.post(f"/incr?cid={cid}")
+            log.take()
+            assert tab.post(f"/incr?cid={cid}").status_code == 200
+            runs.append(log.take())
+    assert runs[0] == runs[1]
+    # No statement selects the namespace's rows without naming a stack.
+    assert not [s for s in runs[1][1] if s.startswith("SELECT") and "root_id =" not in s]
+
+
+def test_waiting_for_a_lock_backs_off(engine: sa.engine.Engine) -> None:
+    """A request that waits for a stack held elsewhere asks the database at
+    most about ten times a second (SPEC 9: at most about 20), each time in a
+    short transaction of its own, and gets its 503 after the lock timeout.
+    """
+    store = SQLAlchemyStore(engine)
+    app = counter_app(store)
+    wait = 1.5
+    app.config["CONVERSATION_LOCK_TIMEOUT"] = wait
+    tab = t.cast(ConversationClient, app.test_client())
+    cid = tab.post("/begin").text
+    namespace = next(iter(store.namespaces()))
+    token = store.lock(namespace, cid, 0)
+    assert token is not None
+    with StatementLog(engine) as log:
+        rv = tab.post(f"/incr?cid={cid}")
+        attempts, statements = log.take()
+    store.unlock(namespace, cid, token)
+    assert rv.status_code == 503 and "busy" in rv.text
+    print(f"\n{attempts} attempts, {len(statements)} statements in {wait} s")
+    assert 8 <= attempts <= 10 * wait + 5
+    assert tab.post(f"/incr?cid={cid}").text == "1"
+
+
+def test_the_listing_that_comes_with_the_lease(engine: sa.engine.Engine) -> None:
+    """A request that holds a stack lists its namespace from the metadata
+    its lease brought along: the same summaries as a store that reads them
+    with :meth:`list_namespace`, in random runs of begins, nested begins,
+    ends and listings, with expiry and eviction.
+    """
+
+    class Unlisted(SQLAlchemyStore):
+        listing_limit = -1
+
+    clock = FakeClock()
+    listed = {}
+    stores = [
+        SQLAlchemyStore(engine, clock=clock, table_prefix="listed_"),
+        Unlisted(engine, clock=clock, table_prefix="unlisted_"),
+    ]
+    for store in stores:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY="test", CONVERSATION_MAX_COUNT=6)
+        ConversationScope(app, store=store)
+
+        @app.post("/begin")
+        def begin() -> dict[str, t.Any]:
+            conversation.begin(
+                id=request.args["id"],
+                nested=bool(request.args.get("nested")),
+                description=request.args.get("d"),
+                timeout=float(request.args.get("timeout", 60)),
+            )
+            conversation["v"] = "x" * int(request.args.get("size", 1))
+            return {"id": conversation.id}
+
+        @app.post("/end")
+        def end() -> str:
+            conversation.end()
+            return ""
+
+        @app.get("/list")
+        def listing() -> list[t.Any]:
+            return [repr(i) for i in conversations()]
+
+        rng = random.Random(3)
+        clock.now = 1_700_000_000.0
+        api = ConversationClient(app)
+        tabs = [api.new_tab() for _ in range(4)]
+        seen = []
+        for step in range(50):
+            tab = rng.choice(tabs)
+            clock.advance(rng.choice([0, 1, 20, 45]))
+            action = rng.random()
+            if action < 0.35 or tab.cid is None:
+                nested = "1" if tab.cid and rng.random() < 0.5 else ""
+                tab.post(
+                    f"/begin?id=c{step}&nested={nested}&d=t{rng.randint(0, 9)}"
+                    f"&timeout={rng.choice([30, 60])}&size={rng.randint(1, 40)}"
+                )
+            elif action < 0.45:
+                tab.post("/end")
+            else:
+                rv = tab.get("/list")
+                seen.append(rv.json if rv.status_code == 200 else rv.status_code)
+                if rv.status_code != 200:
+                    tab.cid = None
+        listed[type(store).__name__] = seen
+    assert listed["SQLAlchemyStore"] == listed["Unlisted"]
+    assert any(isinstance(page, list) and len(page) > 2 for page in listed["SQLAlchemyStore"])
+
+
+# -- configuration -------------------------------------------------------------------
+
+
+def _begin_app(**config: t.Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k", CONVERSATION_STORE="sqlalchemy", **config)
+    return app
+
+
+@pytest.mark.parametrize("as_url", [True, False])
+def test_chosen_by_config(sql_kind: str, request: pytest.FixtureRequest, as_url: bool) -> None:
+    url = sql_url_for(sql_kind, request)
+    engine = sa.create_engine(url)
+    app = _begin_app(CONVERSATION_SQLALCHEMY=url if as_url else engine)
+    ConversationScope(app)
+    app.test_client_class = ConversationClient
+
+    @app.post("/begin")
+    def begin() -> str:
+        conversation.begin()
+        conversation["n"] = 1
+        return str(conversation.id)
+
+    store = ConversationScope.get_store(app)
+    try:
+        assert isinstance(store, SQLAlchemyStore)
+        assert (store.engine is engine) is not as_url
+        cid = app.test_client().post("/begin").text
+        namespace = next(iter(store.namespaces()))
+        record = store.load(namespace, cid)
+        assert record is not None and record.data == '{"n":1}'
+        if as_url and sql_kind == "sqlite":
+            # Writers of other processes wait for each other.
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        if as_url and sql_kind == "mariadb":
+            with store.engine.connect() as conn:
+                assert conn.get_isolation_level() == "READ COMMITTED"
+    finally:
+        store.engine.dispose()
+        engine.dispose()
+
+
+def test_flask_sqlalchemy_engine(tmp_path: t.Any) -> None:
+    from flask_sqlalchemy import SQLAlchemy
+
+    app = _begin_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'app.db'}")
+    db = SQLAlchemy(app)
+    ConversationScope(app)
+    store = ConversationScope.get_store(app)
+    with app.app_context():
+        assert isinstance(store, SQLAlchemyStore) and store.engine is db.engine
+    app.test_client_class = ConversationClient
+
+    @app.post("/begin")
+    def begin() -> str:
+        conversation.begin()
+        return str(conversation.id)
+
+    cid = app.test_client().post("/begin").text
+    assert store.load(next(iter(store.namespaces())), cid) is not None
+    with app.app_context():
+        names = sa.inspect(db.engine).get_table_names()
+        db.engine.dispose()
+    assert {"conversation_records", "conversation_leases"} <= set(names)
+
+
+@pytest.mark.parametrize("with_flask_sqlalchemy_later", [False, True])
+def test_no_database_is_a_value_error(with_flask_sqlalchemy_later: bool) -> None:
+    app = _begin_app()
+    with pytest.raises(ValueError, match="CONVERSATION_SQLALCHEMY"):
+        ConversationScope(app)
+    if with_flask_sqlalchemy_later:
+        from flask_sqlalchemy import SQLAlchemy
+
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+        SQLAlchemy(app)
+        ConversationScope(app)
+        assert isinstance(ConversationScope.get_store(app), SQLAlchemyStore)
+
+
+# -- outage --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spare_postgres() -> t.Iterator[PostgresServer]:
+    """A PostgreSQL server of this module's own, to stop and start."""
+    with PostgresServer() as server:
+        yield server
+
+
+def test_the_app_answers_503_and_recovers(spare_postgres: PostgresServer) -> None:
+    engine = sa.create_engine(spare_postgres.url, connect_args={"connect_timeout": 2})
+    app = counter_app(SQLAlchemyStore(engine))
+    tab = t.cast(ConversationClient, app.test_client())
+    try:
+        cid = tab.post("/begin").text
+        assert tab.post(f"/incr?cid={cid}").text == "1"
+        spare_postgres.stop()
+        for path in (f"/incr?cid={cid}", "/begin"):
+            down = tab.post(path)
+            assert down.status_code == 503
+            assert "store is unavailable" in down.text
+            assert int(down.headers["Retry-After"]) > 0
+        # Requests that do not use a conversation do not notice.
+        assert tab.get("/plain").text == "fine"
+        spare_postgres.start()
+        # Nothing half written, nothing lost, no lease left behind; the pool
+        # replaced its dead connections by itself.
+        assert tab.post(f"/incr?cid={cid}").text == "2"
+        assert tab.post(f"/incr?cid={cid}").text == "3"
+    finally:
+        engine.dispose()
+
+
+def test_a_restart_between_requests_costs_no_error(spare_postgres: PostgresServer) -> None:
+    """Pooled connections die with the server; the first request after the
+    restart runs its transaction again on a new connection instead of
+    failing.
+    """
+    engine = sa.create_engine(spare_postgres.url, pool_size=2)
+    app = counter_app(SQLAlchemyStore(engine))
+    tab = t.cast(ConversationClient, app.test_client())
+    try:
+        cid = tab.post("/begin").text
+        assert engine.pool.checkedin() == 1
+        spare_postgres.stop()
+        spare_postgres.start()
+        assert tab.post(f"/incr?cid={cid}").text == "1"
+        assert tab.post(f"/incr?cid={cid}").text == "2"
+    finally:
+        engine.dispose()
