@@ -135,6 +135,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                     ctx, requests=200 if quick else 2000, rounds=1 if quick else 7
                 ),
             ),
+            ("10", lambda: sql.figure_10(ctx)),
+            ("11", lambda: sql.figure_11(ctx)),
         ]
         for figure, run in steps:
             if figure in wanted:

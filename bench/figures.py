@@ -102,14 +102,12 @@ def hiredis_installed() -> bool:
     return True
 
 
-def _step(app: Flask, cid: str, cookie: str, param: str = "cid") -> t.Callable[[], None]:
-    environ, _ = prepare(app, "/step", query={param: cid}, cookie=cookie or None)
 def step_caller(app: Flask, cid: str, cookie: str, param: str = "cid") -> t.Callable[[], None]:
     """The call of one ``/step`` of the booking ``cid`` (or, with
     ``param="tab"``, of a hand-rolled tab) sending the ``Cookie`` header
     ``cookie``.
     """
-    environ, _ = prepare(app, "/step", query={param: cid}, cookie=cookie)
+    environ, _ = prepare(app, "/step", query={param: cid}, cookie=cookie or None)
     return caller(app, environ, expect_header=HEADER if param == "cid" else None)
 
 
@@ -243,8 +241,8 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
             label = "read+write, RedisStore, namespace from a loader, no cookie (informative)"
         with ctx.off_redis_cpu():
             comparison = compare(
-                _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
-                _step(conv, cid, cookie),
+                step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
+                step_caller(conv, cid, cookie),
                 ctx.timing,
                 clock="wall",
             )
@@ -255,13 +253,6 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
                 "Flask-Session Redis, hand-rolled tabs dict",
                 comparison,
                 1.0 if (open_bookings, with_hiredis, loader) == runs[0] else None,
-                compare(
-                    step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
-                    step_caller(conv, cid, cookie),
-                    ctx.timing,
-                    clock=redis_cpu_clock(ctx.redis_client()),
-                ),
-                1.0,
             )
         )
         rows[-1].extra.update(

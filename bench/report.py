@@ -67,11 +67,11 @@ def write_json(rows: list[Row], path: Path, settings: dict[str, t.Any]) -> None:
 
 
 def plot(rows: list[Row], path: Path) -> bool:
-    """Plot figures 4 and 10: the ratio to one live conversation, and the
+    """Plot figures 4 and 11: the ratio to one live conversation, and the
     time of a request, against the number of live conversations, one line
     per store.
 
-    :param rows: the results; only figure 4's and 10's rows are used.
+    :param rows: the results; only figure 4's and 11's rows are used.
     :param path: the PNG to write.
     :return: ``False`` if there was nothing to plot.
     :raise ImportError: matplotlib is not installed.

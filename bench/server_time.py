@@ -13,9 +13,9 @@ import typing as t
 
 from . import apps
 from .figures import _redis_store
-from .figures import _step
 from .figures import Context
 from .figures import redis_missing
+from .figures import step_caller
 from .results import Row
 from .results import skipped
 
@@ -70,8 +70,8 @@ def figure_9(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
     tab_id, tab_cookie = apps.start(tabs)
     conv = apps.conversation_app(_redis_store(ctx, "bench9:"))
     cid, cookie = apps.start(conv)
-    base_call = _step(tabs, tab_id, tab_cookie, apps.TAB_PARAM)
-    subj_call = _step(conv, cid, cookie)
+    base_call = step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM)
+    subj_call = step_caller(conv, cid, cookie)
     # The floor of two script calls: what two calls that do nothing cost
     # the server, next to a GET and a SET of a session-sized value.
     client = ctx.redis_client()

@@ -1,11 +1,11 @@
 """The SQL figures, on a throwaway PostgreSQL server:
 
-9.  read + write of a conversation per request with ``SQLAlchemyStore``,
+10. read + write of a conversation per request with ``SQLAlchemyStore``,
     against the hand-rolled ``session["tabs"][tab_id]`` in Flask-Session's
     SQLAlchemy backend on the same server (what a user of a SQL database
     would pick instead), and the transactions and statements per request
     of both, counted with SQLAlchemy's event hooks;
-10. the cost of one read + write against the number of live conversations
+11. the cost of one read + write against the number of live conversations
     in the namespace.
 
 Both sides of a ratio are timed with the CPU time of this thread plus the
