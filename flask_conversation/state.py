@@ -106,6 +106,9 @@ class RequestState:
         self.failures = StoreFailureLog(type(store).__name__)
         #: the namespace's listing the store returned with a lock, if any
         self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
+        # How many records the namespace held when the lock was taken, if the
+        # store said (it bounds the locked stack's size).
+        self._stored: int | None = None
         self.current = self._resolve()
 
     # -- resolving -------------------------------------------------------------
@@ -181,6 +184,7 @@ class RequestState:
         self.locks[acquired.root_id] = acquired.token
         self.held.add(acquired.root_id)
         self._listing = acquired.listing
+        self._stored = acquired.count
         record = acquired.chain[-1]
         if record.ended:
             # The one request an ended conversation survives after a redirect.
@@ -348,6 +352,9 @@ class RequestState:
             if root.id in self._begun:
                 # Begun in this request: nothing of it is stored yet.
                 return sum(1 for c in self.active.values() if c.root is root)
+            if self._stored is not None and self._stored < self.settings.max_count:
+                # A bound below the limit decides as the exact size would.
+                return self._stored
             return stack_size(self.conversations(), t.cast(str, root.id))
 
         try:

@@ -402,7 +402,7 @@ def test_redis_commit_decides_as_plan_commit(redis_client: t.Any) -> None:
             if token is not None:
                 # Released with the commit.
                 assert redis_store.lock("n", batch.saves[0].root_id, 0) is not None
-                redis_client.hdel(meta, f"~l{batch.saves[0].root_id}")
+                redis_client.delete(redis_store.keys("n").lock(batch.saves[0].root_id))
     assert shortcut > 100 and full > 100, (shortcut, full)
 
 

@@ -24,6 +24,8 @@ from ..records import CommitBatch
 from ..records import ConversationRecord
 from ..records import Destroyed
 from . import codec
+from .arguments import commit_call
+from .arguments import unlock_call
 from .keys import namespace_keys
 from .keys import NamespaceKeys
 from .keys import registry_key
@@ -32,6 +34,7 @@ from .keys import SHARDS as SHARDS
 from .scripts import Mode
 from .scripts import Reply
 from .scripts import Scripts
+from .watched import WatchedPath
 
 if t.TYPE_CHECKING:  # pragma: no cover
     import redis.cluster
@@ -131,6 +134,12 @@ class RedisStore(ConversationStore):
         self.lock_lease = lock_lease
         self._lease_ms = math.ceil(lock_lease * 1000)
         self._scripts = Scripts(client)
+        # Cluster clients spread commands over nodes; they keep to the scripts.
+        self._watched = (
+            WatchedPath(client, self._scripts, self._lease_ms, self.listing_limit)
+            if isinstance(client, redis.Redis)
+            else None
+        )
 
     @classmethod
     def from_url(cls, url: str, **kwargs: t.Any) -> RedisStore:
@@ -178,6 +187,7 @@ class RedisStore(ConversationStore):
                 token,
                 self._lease_ms,
                 self.listing_limit,
+                keys.locks,
             ],
         )
 
@@ -272,8 +282,11 @@ class RedisStore(ConversationStore):
         self._unlock(namespace, {root_id: token})
 
     def _unlock(self, namespace: str, locks: dict[str, str]) -> None:
-        args = [v for pair in locks.items() for v in pair]
-        self._call(self._scripts.unlock, keys=[self.keys(namespace).meta], args=args)
+        if self._watched is not None:
+            locks = self._call(self._watched.unlock, namespace, locks)
+        if locks:
+            keys, args = unlock_call(self.keys(namespace), locks)
+            self._call(self._scripts.unlock, keys=keys, args=args)
 
     def namespaces(self) -> dict[str, int]:
         """Every namespace with its number of live records, read from the
@@ -336,6 +349,12 @@ class RedisStore(ConversationStore):
 
     def _acquire(self, namespace: str, cid: str, timeout: float, mode: Mode) -> Acquired | None:
         token = secrets.token_hex(16)
+        if self._watched is not None and mode is Mode.ACQUIRE:
+            acquired: Acquired | None = self._call(
+                self._watched.acquire, self.keys(namespace), namespace, cid, token, self.clock()
+            )
+            if acquired is not None:
+                return acquired
         for _ in lock_retries(timeout):
             rv = self._run_acquire(namespace, cid, mode, token)
             status = rv[0]
@@ -348,6 +367,8 @@ class RedisStore(ConversationStore):
                 if not chain:
                     self._unlock(namespace, {cid: token})
                     return None
+                if self._watched is not None:
+                    self._watched.chains.remember(namespace, tuple(r.id for r in chain))
                 listing = functools.partial(codec.listing, rv[2]) if rv[1] else None
                 return Acquired(chain[0].id, token, chain, listing)
         raise BusyConversation()
@@ -369,33 +390,14 @@ class RedisStore(ConversationStore):
             if batch.unlock:
                 self._unlock(namespace, batch.unlock)
             return []
-        keys = self.keys(namespace)
-        saves = batch.saves
-        expiries = [r.expires_at for r in saves]
-        args: list[t.Any] = [
-            repr(float(self.clock())),
-            namespace,
-            batch.max_count,
-            repr(min(expiries)) if saves else "",
-            repr(max(expiries)) if saves else "",
-            "1" if batch.clear else "",
-            len(batch.keep_roots),
-            *batch.keep_roots,
-            len(batch.held),
-            *batch.held,
-            len(saves),
-        ]
-        for r in saves:
-            args += (r.id, codec.pack(r))
-        for r in saves:
-            args += (r.id, r.data)
-        args.append(len(batch.deletes))
-        for cid, reason in batch.deletes.items():
-            args += (cid, reason or "")
-        args.append(len(batch.unlock))
-        for pair in batch.unlock.items():
-            args += pair
-        rv = self._call(self._scripts.commit, keys=[keys.meta, keys.data, keys.registry], args=args)
+        now = self.clock()
+        rv = None
+        if self._watched is not None:
+            rv = self._call(self._watched.commit, namespace, batch, now)
+            self._watched.chains.learn(namespace, batch.saves)
+        if rv is None:
+            keys, args = commit_call(self.keys(namespace), namespace, batch, now)
+            rv = self._call(self._scripts.commit, keys=keys, args=args)
         if rv[0] != Reply.COMMITTED:
             raise ConversationStoreError(
                 f"The lock of stack {codec.text(rv[1])!r} expired before the request"
