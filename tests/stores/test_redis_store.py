@@ -297,7 +297,7 @@ class CountingConnection(redis.Connection):
 
 
 #: The plain-command path: lock, watch and load (one round trip) ...
-LOAD = ["SET", "WATCH", "HGETALL", "HLEN", "HMGET"]
+LOAD = ["SET", "WATCH", "HGETALL", "HMGET"]
 #: ... then a renewal's commit and unlock (one more) ...
 RENEW = [*LOAD, "MULTI", "HSET", "HSET", "DEL", "EXEC"]
 #: ... or any other batch's, by the script on the same connection.

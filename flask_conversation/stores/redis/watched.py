@@ -6,9 +6,9 @@ is what makes Redis's own work per request close to a plain ``GET`` and
 -   **Lock, watch and load** in one round trip, on a connection the
     request keeps until it commits: ``SET <lock> <token> NX PX <lease>``,
     ``WATCH`` of the lock and of the namespace's two hashes, then the
-    metadata (``HGETALL`` of a small namespace, which the listing uses too,
-    as ``acquire.lua`` does; else ``HMGET`` of the header and the chain's),
-    ``HLEN`` and ``HMGET`` of the chain's data.
+    metadata (``HGETALL`` of a small namespace, which the listing and the
+    count use too, as ``acquire.lua`` does; else ``HMGET`` of the header and
+    the chain's, and ``HLEN``), and ``HMGET`` of the chain's data.
 -   **Commit and unlock** in one more. When the batch only renews the chain
     it loaded and nothing can have expired or need evicting (what
     ``commit.lua``'s shortcut would write unchanged), a ``MULTI``/``EXEC``
@@ -42,6 +42,7 @@ from .arguments import Call
 from .arguments import commit_call
 from .arguments import unlock_call
 from .keys import EARLIEST
+from .keys import HEADER
 from .keys import HOLD
 from .keys import KEEP
 from .keys import NamespaceKeys
@@ -213,16 +214,15 @@ class WatchedPath:
         whole = self._listing_limit >= 0 and namespace not in self._large
         connection = self._pool.get_connection()
         try:
-            locked, _, metas, count, datas = self._send(
-                connection,
-                [
-                    ("SET", lock, token, "NX", "PX", self._lease_ms),
-                    ("WATCH", lock, keys.meta, keys.data),
-                    ("HGETALL", keys.meta) if whole else ("HMGET", keys.meta, *HEAD, *ids),
-                    ("HLEN", keys.data),
-                    ("HMGET", keys.data, *ids),
-                ],
-            )
+            commands: list[tuple[t.Any, ...]] = [
+                ("SET", lock, token, "NX", "PX", self._lease_ms),
+                ("WATCH", lock, keys.meta, keys.data),
+                ("HGETALL", keys.meta) if whole else ("HMGET", keys.meta, *HEAD, *ids),
+                ("HMGET", keys.data, *ids),
+            ]
+            if not whole:
+                commands.append(("HLEN", keys.data))
+            locked, _, metas, datas, *rest = self._send(connection, commands)
         except BaseException:
             self._release(connection, broken=True)
             raise
@@ -231,13 +231,14 @@ class WatchedPath:
             flat = _flat(metas)
             by_field = {codec.text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
             metas = [by_field.get(field) for field in (*HEAD, *ids)]
-            if int(count) > self._listing_limit:
+            count = sum(1 for field in by_field if not field.startswith(HEADER))
+            if count > self._listing_limit:
                 if len(self._large) >= self.chains.limit:
                     self._large.clear()
                 self._large.add(namespace)
             else:
                 listing = functools.partial(codec.listing, flat)
-        elif int(count) <= self._listing_limit:
+        elif (count := int(rest[0])) <= self._listing_limit:
             # Small again: the next lock brings the listing.
             self._large.discard(namespace)
         head = metas[: len(HEAD)]
@@ -269,7 +270,7 @@ class WatchedPath:
             self._release(connection)
             return None
         assert chain is not None
-        held = Held(keys, ids[0], ids, connection, _number(head[0]), keep, int(count))
+        held = Held(keys, ids[0], ids, connection, _number(head[0]), keep, count)
         with self._lock:
             self._held[token] = held
         return Acquired(ids[0], token, chain, listing, held.count)
