@@ -331,3 +331,29 @@ def test_a_large_namespace_is_read_field_by_field(
     assert acquired is not None and acquired.listing is not None
     assert [i.id for i in acquired.listing(store_clock())] == ["a"]
     store.unlock("ns", "a", acquired.token)
+
+
+def test_a_read_without_the_lock_checks_the_chain(
+    redis_client: redis.Redis, store: RedisStore, store_clock: FakeClock, make: Records
+) -> None:
+    """``load_chain`` of a known chain reads it with two ``HMGET``; a chain
+    that is gone or changed is left to the script, and forgotten.
+    """
+    root = make("root", timeout=10)
+    begin(store, root)
+    child = make("child", root, timeout=10)
+    begin(store, child)
+    before = calls(redis_client, "evalsha")
+    assert store.load_chain("ns", "child") == [root, child]
+    assert calls(redis_client, "evalsha") == before
+    # Running while another request holds the stack.
+    acquired = store.acquire("ns", "root", 0)
+    assert acquired is not None
+    assert store.load_chain("ns", "root") == [root]
+    store.unlock("ns", "root", acquired.token)
+    store_clock.advance(11)
+    for _ in range(2):
+        # Expired: the script has the last word, every time.
+        before = calls(redis_client, "evalsha")
+        assert store.load_chain("ns", "child") is None
+        assert calls(redis_client, "evalsha") == before + 1

@@ -312,13 +312,19 @@ class RedisStore(ConversationStore):
     # -- composite operations --------------------------------------------------
 
     def load_chain(self, namespace: str, cid: str) -> list[ConversationRecord] | None:
-        """The chain from the root down to ``cid`` in one script call that
-        locks nothing, or ``None`` if a link is missing or expired by the
-        store's clock.
+        """The chain from the root down to ``cid`` in one call that locks
+        nothing (two ``HMGET`` for a chain the process knows, else a
+        script), or ``None`` if a link is missing or expired by the store's
+        clock.
 
         :param namespace: the namespace to look in.
         :param cid: the conversation id.
         """
+        if self._watched is not None:
+            keys = self.keys(namespace)
+            chain = self._call(self._watched.read, keys, namespace, cid, self.clock())
+            if chain is not None:
+                return t.cast("list[ConversationRecord]", chain)
         rv = self._run_acquire(namespace, cid, Mode.READ, "")
         return codec.chain(namespace, rv[2], rv[3:]) if rv[0] == Reply.FOUND else None
 

@@ -85,6 +85,15 @@ class Chains:
             self._chains.clear()
         self._chains[namespace, ids[-1]] = ids
 
+    def forget(self, namespace: str, cid: str) -> None:
+        """Forget the chain of ``cid``: it proved wrong or gone, and the
+        scripts decide until they load it again.
+
+        :param namespace: its namespace.
+        :param cid: the conversation id.
+        """
+        self._chains.pop((namespace, cid), None)
+
     def learn(self, namespace: str, saves: t.Iterable[ConversationRecord]) -> None:
         """Know the chains of records a commit writes, parents first.
 
@@ -254,6 +263,8 @@ class WatchedPath:
             and keep > now + self._lease_ms / 1000
         )
         if not usable:
+            if locked is not None:
+                self.chains.forget(namespace, cid)
             try:
                 if locked is not None:
                     self._script(
@@ -274,6 +285,34 @@ class WatchedPath:
         with self._lock:
             self._held[token] = held
         return Acquired(ids[0], token, chain, listing, held.count)
+
+    def read(
+        self, keys: NamespaceKeys, namespace: str, cid: str, now: float
+    ) -> list[ConversationRecord] | None:
+        """The chain of ``cid`` read without a lock, in one round trip of two
+        ``HMGET``, or ``None`` when the scripts must read it.
+
+        :param keys: the namespace's keys.
+        :param namespace: the namespace.
+        :param cid: the conversation id.
+        :param now: the store's clock.
+        """
+        ids = self.chains.get(namespace, cid)
+        if ids is None:
+            return None
+        connection = self._pool.get_connection()
+        try:
+            metas, datas = self._send(
+                connection, [("HMGET", keys.meta, *ids), ("HMGET", keys.data, *ids)]
+            )
+        except BaseException:
+            self._release(connection, broken=True)
+            raise
+        self._release(connection)
+        chain = self._chain(namespace, ids, metas, datas, now)
+        if chain is None:
+            self.chains.forget(namespace, cid)
+        return chain
 
     def _chain(
         self,
