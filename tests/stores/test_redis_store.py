@@ -362,23 +362,27 @@ class _ServerLog:
 def deployment(
     request: pytest.FixtureRequest,
 ) -> t.Iterator[tuple[list[RedisServer], redis.Redis | RedisCluster]]:
-    """Emptied servers and a client; a single server's client counts its
-    round trips (a cluster client only sends scripts, one per round trip).
-    """
+    """Emptied servers, and a client whose connections count round trips."""
+    client: redis.Redis | RedisCluster
     if request.param == "redis-cluster":
-        yield (
-            request.getfixturevalue("redis_cluster"),
-            request.getfixturevalue("redis_cluster_client"),
+        request.getfixturevalue("redis_cluster_client")  # empties the nodes
+        servers = request.getfixturevalue("redis_cluster")
+        client = RedisCluster(host=servers[0].host, port=servers[0].port)
+        for node in client.get_nodes():
+            # The nodes' pools make counting connections from now on.
+            pool = node.redis_connection.connection_pool
+            pool.connection_class = CountingConnection
+            pool.reset()
+    else:
+        request.getfixturevalue("redis_client")  # empties the server
+        server = request.getfixturevalue("redis_server")
+        servers = [server]
+        pool = redis.ConnectionPool(
+            host=server.host, port=server.port, connection_class=CountingConnection
         )
-        return
-    request.getfixturevalue("redis_client")  # empties the server
-    server = request.getfixturevalue("redis_server")
-    pool = redis.ConnectionPool(
-        host=server.host, port=server.port, connection_class=CountingConnection
-    )
-    client = redis.Redis.from_pool(pool)
+        client = redis.Redis.from_pool(pool)
     try:
-        yield [server], client
+        yield servers, client
     finally:
         client.close()
 
@@ -439,15 +443,13 @@ def test_round_trips_per_request(
     """Counted by the client's connections: every send, whatever it holds
     (a redirection, ``MOVED``, would be a second one); the servers' log
     shows which commands they were. A stack this process knows is used
-    with plain commands on a single server, with scripts on a cluster.
+    with plain commands, on a single server as on a cluster.
     """
     round_trips: dict[str, int] = {}
     tab = t.cast(ConversationClient, counted_app.test_client())
     other = tab.new_tab()
     assert tab.get("/plain").status_code == 200
     commands.take()  # the pool's connection is set up now; scripts may load
-
-    watched = not isinstance(deployment[1], RedisCluster)
 
     def measure(
         kind: str, expected: int, call: t.Callable[[], t.Any], plain: list[str] | None = None
@@ -456,10 +458,10 @@ def test_round_trips_per_request(
         rv = call()
         assert rv.status_code < 500, rv.text
         got = commands.take()
-        sent = CountingConnection.sends - before if watched else len(got)
+        sent = CountingConnection.sends - before
         round_trips[kind] = sent
         assert sent == expected, (kind, sent, got)
-        if plain and watched:
+        if plain:
             assert got == plain, (kind, got)
         else:
             # Script calls only.
@@ -530,9 +532,9 @@ def test_round_trips_of_read_only_requests(
         client.ping(target_nodes=RedisCluster.PRIMARIES)
     commands.take()
 
-    # A chain the process knows is read with plain commands on a single
-    # server, pipelined: one round trip either way.
-    known = ["EVALSHA"] if isinstance(client, RedisCluster) else ["HMGET", "HMGET"]
+    # A chain the process knows is read with plain commands, pipelined:
+    # one round trip, like a script.
+    known = ["HMGET", "HMGET"]
     for cid, depth in ((root, 0), (child, 1)):
         assert tab.get(f"/peek?cid={cid}").json == {"n": 0, "depth": depth}
         assert commands.take() == known

@@ -16,6 +16,7 @@ from copy import copy
 import pytest
 import redis
 from conftest import FakeClock
+from redis.cluster import RedisCluster
 
 from flask_conversation import BusyConversation
 from flask_conversation import ConversationStoreError
@@ -27,11 +28,23 @@ from flask_conversation.stores.records import Destroyed
 from flask_conversation.stores.redis import RedisStore
 from stores.store_testing import Records
 
+Client: t.TypeAlias = "redis.Redis | RedisCluster"
 
-def calls(client: redis.Redis, command: str) -> int:
-    """How many times the server ran ``command`` (from any client)."""
-    stats = client.info("commandstats").get(f"cmdstat_{command}")
-    return int(stats["calls"]) if stats else 0
+
+def calls(server: Client, command: str) -> int:
+    """How many times the servers ran ``command`` (from any client)."""
+    if isinstance(server, RedisCluster):
+        per_node = server.info("commandstats", target_nodes=RedisCluster.PRIMARIES)
+        stats = list(per_node.values())
+    else:
+        stats = [server.info("commandstats")]
+    return sum(int(s[f"cmdstat_{command}"]["calls"]) for s in stats if f"cmdstat_{command}" in s)
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def server(request: pytest.FixtureRequest) -> Client:
+    fixture = "redis_client" if request.param == "redis" else "redis_cluster_client"
+    return t.cast(Client, request.getfixturevalue(fixture))
 
 
 def begin(store: RedisStore, record: ConversationRecord) -> None:
@@ -53,23 +66,21 @@ def renew(store: RedisStore, record: ConversationRecord, token: str, **changes: 
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis, store_clock: FakeClock) -> RedisStore:
-    return RedisStore(redis_client, clock=store_clock)
+def store(server: Client, store_clock: FakeClock) -> RedisStore:
+    return RedisStore(server, clock=store_clock)
 
 
-def test_a_known_stack_runs_no_script(
-    redis_client: redis.Redis, store: RedisStore, make: Records
-) -> None:
+def test_a_known_stack_runs_no_script(server: Client, store: RedisStore, make: Records) -> None:
     root = make("root", data='{"n":1}')
     begin(store, root)
     child = make("child", root, data='{"n":2}')
     begin(store, child)
-    before = calls(redis_client, "evalsha"), calls(redis_client, "exec")
+    before = calls(server, "evalsha"), calls(server, "exec")
     acquired = store.acquire("ns", "child", 0)
     assert acquired is not None and acquired.chain == [root, child]
     assert acquired.root_id == "root" and acquired.count == 2
     renew(store, make("child", root, data='{"n":3}'), acquired.token)
-    assert (calls(redis_client, "evalsha"), calls(redis_client, "exec")) == (
+    assert (calls(server, "evalsha"), calls(server, "exec")) == (
         before[0],
         before[1] + 1,
     )
@@ -92,12 +103,12 @@ def test_a_busy_stack_waits_through_the_scripts(store: RedisStore, make: Records
 
 
 def test_a_commit_after_the_lease_writes_nothing(
-    redis_client: redis.Redis, store_clock: FakeClock, make: Records
+    server: Client, store_clock: FakeClock, make: Records
 ) -> None:
     """The lock's key expired: the transaction is refused, and the script
     it hands over to finds the lease lost.
     """
-    store = RedisStore(redis_client, clock=store_clock, lock_lease=0.1)
+    store = RedisStore(server, clock=store_clock, lock_lease=0.1)
     begin(store, make("root", data="1"))
     late = store.acquire("ns", "root", 0)
     assert late is not None
@@ -118,22 +129,22 @@ def test_a_commit_after_the_lease_writes_nothing(
 
 
 def test_another_commit_in_the_namespace_hands_over_to_the_script(
-    redis_client: redis.Redis, store: RedisStore, make: Records
+    server: Client, store: RedisStore, make: Records
 ) -> None:
     begin(store, make("mine", data="1"))
     acquired = store.acquire("ns", "mine", 0)
     assert acquired is not None
     # Another tab's request commits in the same namespace meanwhile.
     begin(store, make("theirs", data="1"))
-    evalsha = calls(redis_client, "evalsha")
+    evalsha = calls(server, "evalsha")
     renew(store, make("mine", data="2"), acquired.token)
-    assert calls(redis_client, "evalsha") == evalsha + 1
+    assert calls(server, "evalsha") == evalsha + 1
     assert {r.id: r.data for r in store.list_namespace("ns")} == {"mine": "2", "theirs": "1"}
     assert store.lock("ns", "mine", 0) is not None
 
 
 def test_a_stack_removed_meanwhile_is_not_written_back(
-    redis_client: redis.Redis, store: RedisStore, make: Records
+    server: Client, store: RedisStore, make: Records
 ) -> None:
     begin(store, make("mine"))
     begin(store, make("other"))
@@ -176,13 +187,11 @@ def test_an_expired_conversation_is_missing(
     assert store.lock("ns", "root", 0) is not None
 
 
-def test_flushed_scripts_are_loaded_again(
-    redis_client: redis.Redis, store: RedisStore, make: Records
-) -> None:
+def test_flushed_scripts_are_loaded_again(server: Client, store: RedisStore, make: Records) -> None:
     begin(store, make("root"))
     acquired = store.acquire("ns", "root", 0)
     assert acquired is not None
-    redis_client.script_flush()
+    server.script_flush()
     # A batch the transaction cannot write: the script runs.
     renew(store, make("root", data="2"), acquired.token, deletes={"gone": "ended"})
     record = store.load("ns", "root")
@@ -190,7 +199,7 @@ def test_flushed_scripts_are_loaded_again(
 
 
 def test_an_unlock_gives_the_connection_back(
-    redis_client: redis.Redis, store: RedisStore, make: Records
+    server: Client, store: RedisStore, make: Records
 ) -> None:
     """A request that failed releases its lock; whatever the path, the
     connections it used go back to the pool: a hundred requests use one.
@@ -203,7 +212,12 @@ def test_an_unlock_gives_the_connection_back(
             store.unlock("ns", "root", acquired.token)
         else:
             renew(store, make("root", data=str(i)), acquired.token)
-    names = [c for c in redis_client.client_list() if c.get("cmd") != "client|list"]
+    if isinstance(server, RedisCluster):
+        node = server.get_node_from_key(store.keys("ns").meta)
+        listed = server.client_list(target_nodes=node)
+    else:
+        listed = server.client_list()
+    names = [c for c in listed if c.get("cmd") != "client|list"]
     assert len(names) == 1, names
 
 
@@ -229,7 +243,7 @@ def stack_batch(rng: random.Random, records: Records, root: str) -> CommitBatch:
     )
 
 
-def test_the_transaction_decides_as_plan_commit(redis_client: redis.Redis) -> None:
+def test_the_transaction_decides_as_plan_commit(server: Client) -> None:
     """Random requests on random stacks, each locked and loaded by the
     plain-command path, with other requests committing in between, against
     :func:`plan_commit` applied by the base class to a ``MemoryStore``:
@@ -247,7 +261,7 @@ def test_the_transaction_decides_as_plan_commit(redis_client: redis.Redis) -> No
     for run in range(20):
         clock = FakeClock(1000.0)
         records = Records(clock, "n")
-        ours = RedisStore(redis_client, prefix=f"watched{run}:", clock=clock)
+        ours = RedisStore(server, prefix=f"watched{run}:", clock=clock)
         reference = Reference(10_000, clock=clock)
         for step in range(40):
             clock.advance(rng.choice([0.25, 1, 5, 30]))
@@ -279,10 +293,10 @@ def test_the_transaction_decides_as_plan_commit(redis_client: redis.Redis) -> No
             batch = stack_batch(rng, records, root)
             mine = copy(batch)
             mine.unlock = {acquired.root_id: acquired.token}
-            before = calls(redis_client, "evalsha")
+            before = calls(server, "evalsha")
             results = [sorted(ours.commit("n", mine)), sorted(reference.commit("n", batch))]
             assert results[0] == results[1], (run, step)
-            if calls(redis_client, "evalsha") == before:
+            if calls(server, "evalsha") == before:
                 transactions += 1
             else:
                 scripts += 1
@@ -302,7 +316,7 @@ def test_the_transaction_decides_as_plan_commit(redis_client: redis.Redis) -> No
 
 
 def test_a_large_namespace_is_read_field_by_field(
-    redis_client: redis.Redis, store_clock: FakeClock, make: Records
+    server: Client, store_clock: FakeClock, make: Records
 ) -> None:
     """While a namespace is small the lock brings its whole metadata, for
     the listing; once it is seen larger than ``listing_limit``, only the
@@ -312,15 +326,15 @@ def test_a_large_namespace_is_read_field_by_field(
     class Small(RedisStore):
         listing_limit = 2
 
-    store = Small(redis_client, clock=store_clock)
+    store = Small(server, clock=store_clock)
     for cid in ("a", "b", "c"):
         begin(store, make(cid))
     for expected in ("hgetall", "hmget"):
-        before = calls(redis_client, expected)
+        before = calls(server, expected)
         acquired = store.acquire("ns", "a", 0)
         assert acquired is not None and [r.id for r in acquired.chain] == ["a"]
         assert acquired.listing is None and acquired.count == 3
-        assert calls(redis_client, expected) > before
+        assert calls(server, expected) > before
         renew(store, make("a", data='{"n":2}'), acquired.token)
     store.commit("ns", CommitBatch(deletes={"b": "ended", "c": "ended"}))
     # Seen small again, by the lock that follows.
@@ -334,7 +348,7 @@ def test_a_large_namespace_is_read_field_by_field(
 
 
 def test_a_read_without_the_lock_checks_the_chain(
-    redis_client: redis.Redis, store: RedisStore, store_clock: FakeClock, make: Records
+    server: Client, store: RedisStore, store_clock: FakeClock, make: Records
 ) -> None:
     """``load_chain`` of a known chain reads it with two ``HMGET``; a chain
     that is gone or changed is left to the script, and forgotten.
@@ -343,9 +357,9 @@ def test_a_read_without_the_lock_checks_the_chain(
     begin(store, root)
     child = make("child", root, timeout=10)
     begin(store, child)
-    before = calls(redis_client, "evalsha")
+    before = calls(server, "evalsha")
     assert store.load_chain("ns", "child") == [root, child]
-    assert calls(redis_client, "evalsha") == before
+    assert calls(server, "evalsha") == before
     # Running while another request holds the stack.
     acquired = store.acquire("ns", "root", 0)
     assert acquired is not None
@@ -354,6 +368,6 @@ def test_a_read_without_the_lock_checks_the_chain(
     store_clock.advance(11)
     for _ in range(2):
         # Expired: the script has the last word, every time.
-        before = calls(redis_client, "evalsha")
+        before = calls(server, "evalsha")
         assert store.load_chain("ns", "child") is None
-        assert calls(redis_client, "evalsha") == before + 1
+        assert calls(server, "evalsha") == before + 1

@@ -20,9 +20,11 @@ is what makes Redis's own work per request close to a plain ``GET`` and
     it does for a stack loaded by the scripts.
 
 A chain the process does not know (a conversation begun in another
-process), a lock another request holds, a chain that changed meanwhile or a
-namespace about to expire goes to the scripts, which handle every case;
-whatever this path took is given back first.
+process), a lock another request holds, a chain that changed meanwhile, a
+namespace about to expire, or a Redis Cluster slot on the move goes to the
+scripts, which handle every case; whatever this path took is given back
+first. On a cluster, the connections are those of the node that serves the
+namespace's slot (every key of a namespace lives in one slot).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import functools
 import threading
 import typing as t
 
+import redis.cluster
 import redis.exceptions
 
 from ..records import Acquired
@@ -41,6 +44,7 @@ from . import codec
 from .arguments import Call
 from .arguments import commit_call
 from .arguments import unlock_call
+from .chains import Chains
 from .keys import EARLIEST
 from .keys import HEADER
 from .keys import HOLD
@@ -53,62 +57,16 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from redis.commands.core import Script
 
 
-class Chains:
-    """The chains (ids from the root down) of the conversations this
-    process has seen. A conversation's ancestors never change, so a chain
-    stays true while its conversation lives; the plain-command path checks
-    every link it loads anyway, so a stale chain only costs a detour
-    through the scripts.
+@dataclasses.dataclass
+class Lent:
+    """A connection lent by a pool, given back to it when done.
 
-    :param limit: forget everything once this many chains are known.
+    :param pool: the pool.
+    :param raw: the connection.
     """
 
-    def __init__(self, limit: int = 65536) -> None:
-        self.limit = limit
-        self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
-
-    def get(self, namespace: str, cid: str) -> tuple[str, ...] | None:
-        """The chain of ``cid``, if known.
-
-        :param namespace: its namespace.
-        :param cid: the conversation id.
-        """
-        return self._chains.get((namespace, cid))
-
-    def remember(self, namespace: str, ids: tuple[str, ...]) -> None:
-        """Know the chain ``ids`` of its last id.
-
-        :param namespace: its namespace.
-        :param ids: the ids from the root down.
-        """
-        if len(self._chains) >= self.limit:
-            self._chains.clear()
-        self._chains[namespace, ids[-1]] = ids
-
-    def forget(self, namespace: str, cid: str) -> None:
-        """Forget the chain of ``cid``: it proved wrong or gone, and the
-        scripts decide until they load it again.
-
-        :param namespace: its namespace.
-        :param cid: the conversation id.
-        """
-        self._chains.pop((namespace, cid), None)
-
-    def learn(self, namespace: str, saves: t.Iterable[ConversationRecord]) -> None:
-        """Know the chains of records a commit writes, parents first.
-
-        :param namespace: their namespace.
-        :param saves: the records.
-        """
-        for record in saves:
-            if (namespace, record.id) in self._chains:
-                continue
-            if record.parent_id is None:
-                self.remember(namespace, (record.id,))
-            else:
-                parent = self._chains.get((namespace, record.parent_id))
-                if parent is not None:
-                    self.remember(namespace, (*parent, record.id))
+    pool: t.Any
+    raw: t.Any
 
 
 @dataclasses.dataclass
@@ -128,11 +86,20 @@ class Held:
     keys: NamespaceKeys
     root_id: str
     ids: tuple[str, ...]
-    connection: t.Any
+    connection: Lent
     earliest: float | None
     keep: float | None
     count: int
 
+
+#: What a cluster answers while a slot moves between nodes; the client
+#: itself follows these.
+REDIRECTS = (
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
 
 #: The header fields the path reads, in this order.
 HEAD = (EARLIEST, KEEP, HOLD)
@@ -150,9 +117,11 @@ def _flat(reply: t.Any) -> list[t.Any]:
 
 
 class WatchedPath:
-    """The plain-command path of one :class:`redis.Redis` client.
+    """The plain-command path of one client.
 
-    :param client: the client; its connection pool lends the connections.
+    :param client: a :class:`redis.Redis` client, whose connection pool
+        lends the connections, or a :class:`redis.cluster.RedisCluster`,
+        whose node serving a namespace's slot does.
     :param scripts: the scripts registered with the client.
     :param lease_ms: the lease of a lock, in milliseconds.
     :param listing_limit: read a namespace's whole metadata, for the
@@ -160,7 +129,10 @@ class WatchedPath:
     """
 
     def __init__(self, client: t.Any, scripts: Scripts, lease_ms: int, listing_limit: int) -> None:
-        self._pool = client.connection_pool
+        self._client = client
+        # A cluster client lends the connections of the node that serves
+        # the namespace's slot.
+        self._cluster = isinstance(client, redis.cluster.RedisCluster)
         self._scripts = scripts
         self._lease_ms = lease_ms
         self._listing_limit = listing_limit
@@ -176,28 +148,38 @@ class WatchedPath:
 
     # -- connections -----------------------------------------------------------
 
-    def _send(self, connection: t.Any, commands: list[tuple[t.Any, ...]]) -> list[t.Any]:
-        connection.send_packed_command(connection.pack_commands(commands))
-        return [connection.read_response() for _ in commands]
+    def _lend(self, keys: NamespaceKeys) -> Lent:
+        if self._cluster:
+            node = self._client.get_node_from_key(keys.meta)
+            pool = self._client.get_redis_connection(node).connection_pool
+        else:
+            pool = self._client.connection_pool
+        return Lent(pool, pool.get_connection())
 
-    def _release(self, connection: t.Any, broken: bool = False) -> None:
+    def _send(self, connection: Lent, commands: list[tuple[t.Any, ...]]) -> list[t.Any]:
+        raw = connection.raw
+        raw.send_packed_command(raw.pack_commands(commands))
+        return [raw.read_response() for _ in commands]
+
+    def _release(self, connection: Lent, broken: bool = False) -> None:
         if broken:
             # Replies may be left unread: never lend it out again as is.
-            connection.disconnect()
-        self._pool.release(connection)
+            connection.raw.disconnect()
+        connection.pool.release(connection.raw)
 
-    def _script(self, connection: t.Any, script: Script, call: Call, before: list[str]) -> t.Any:
+    def _script(self, connection: Lent, script: Script, call: Call, before: list[str]) -> t.Any:
         """Run ``script`` on ``connection`` after the commands ``before``,
         in one round trip; through the client if the server lacks it.
         """
         keys, args = call
         commands: list[tuple[t.Any, ...]] = [(command,) for command in before]
         commands.append(("EVALSHA", script.sha, len(keys), *keys, *args))
-        connection.send_packed_command(connection.pack_commands(commands))
+        raw = connection.raw
+        raw.send_packed_command(raw.pack_commands(commands))
         for _ in before:
-            connection.read_response()
+            raw.read_response()
         try:
-            return connection.read_response()
+            return raw.read_response()
         except redis.exceptions.NoScriptError:
             # Flushed or restarted: the client loads it again.
             return script(keys=keys, args=args)
@@ -221,7 +203,7 @@ class WatchedPath:
             return None
         lock = keys.lock(ids[0])
         whole = self._listing_limit >= 0 and namespace not in self._large
-        connection = self._pool.get_connection()
+        connection = self._lend(keys)
         try:
             commands: list[tuple[t.Any, ...]] = [
                 ("SET", lock, token, "NX", "PX", self._lease_ms),
@@ -232,6 +214,11 @@ class WatchedPath:
             if not whole:
                 commands.append(("HLEN", keys.data))
             locked, _, metas, datas, *rest = self._send(connection, commands)
+        except REDIRECTS:
+            # A cluster moving the slot: nothing was locked, and the
+            # scripts, through the client, follow the cluster.
+            self._release(connection, broken=True)
+            return None
         except BaseException:
             self._release(connection, broken=True)
             raise
@@ -252,7 +239,7 @@ class WatchedPath:
             self._large.discard(namespace)
         head = metas[: len(HEAD)]
         keep = _number(head[1])
-        chain = self._chain(namespace, ids, metas[len(HEAD) :], datas, now)
+        chain = codec.checked_chain(namespace, ids, metas[len(HEAD) :], datas, now)
         # A namespace whose keys may expire within the lease needs its keys
         # held (see acquire.lua's hold), and a held one its commit's care.
         usable = (
@@ -300,39 +287,22 @@ class WatchedPath:
         ids = self.chains.get(namespace, cid)
         if ids is None:
             return None
-        connection = self._pool.get_connection()
+        connection = self._lend(keys)
         try:
             metas, datas = self._send(
                 connection, [("HMGET", keys.meta, *ids), ("HMGET", keys.data, *ids)]
             )
+        except REDIRECTS:
+            self._release(connection, broken=True)
+            return None
         except BaseException:
             self._release(connection, broken=True)
             raise
         self._release(connection)
-        chain = self._chain(namespace, ids, metas, datas, now)
+        chain = codec.checked_chain(namespace, ids, metas, datas, now)
         if chain is None:
             self.chains.forget(namespace, cid)
         return chain
-
-    def _chain(
-        self,
-        namespace: str,
-        ids: tuple[str, ...],
-        metas: t.Sequence[t.Any],
-        datas: t.Sequence[t.Any],
-        now: float,
-    ) -> list[ConversationRecord] | None:
-        # Every link as acquire.lua would follow it: present, live, and the
-        # parent the chain says.
-        rv: list[ConversationRecord] = []
-        for cid, meta, data in zip(ids, metas, datas, strict=True):
-            if meta is None or data is None:
-                return None
-            record = codec.unpack(namespace, cid, meta, data)
-            if record.expires_at <= now or record.parent_id != (rv[-1].id if rv else None):
-                return None
-            rv.append(record)
-        return rv
 
     # -- commit and unlock -----------------------------------------------------
 
