@@ -5,7 +5,7 @@ is what makes Redis's own work per request close to a plain ``GET`` and
 
 -   **Lock, watch and load** in one round trip, on a connection the
     request keeps until it commits: ``SET <lock> <token> NX PX <lease>``,
-    ``WATCH`` of the lock and of the namespace's two hashes, then the
+    ``WATCH`` of the lock and of the namespace's metadata, then the
     metadata (``HGETALL`` of a small namespace, which the listing and the
     count use too, as ``acquire.lua`` does; else ``HMGET`` of the header and
     the chain's, and ``HLEN``), and ``HMGET`` of the chain's data.
@@ -15,7 +15,10 @@ is what makes Redis's own work per request close to a plain ``GET`` and
     transaction writes it and deletes the lock. ``WATCH`` makes that
     transaction write nothing if the lock or the namespace changed since
     the load: the lease ran out (the lock's key expired), another request
-    removed the stack or committed in the namespace. Then, and for every
+    removed the stack or committed in the namespace. Every write to the
+    namespace changes its metadata, so watching it covers the data too;
+    and both keep their time to live, which outlasts the lease (the load
+    checks it), so neither can expire on its own before the commit. Then, and for every
     other batch, ``commit.lua`` runs on the same connection and decides, as
     it does for a stack loaded by the scripts.
 
@@ -207,7 +210,7 @@ class WatchedPath:
         try:
             commands: list[tuple[t.Any, ...]] = [
                 ("SET", lock, token, "NX", "PX", self._lease_ms),
-                ("WATCH", lock, keys.meta, keys.data),
+                ("WATCH", lock, keys.meta),
                 ("HGETALL", keys.meta) if whole else ("HMGET", keys.meta, *HEAD, *ids),
                 ("HMGET", keys.data, *ids),
             ]
