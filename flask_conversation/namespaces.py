@@ -96,6 +96,33 @@ def _signer(keys: tuple[bytes, ...]) -> TimestampSigner:
     return TimestampSigner(derived, salt=SALT, key_derivation="none", digest_method=hashlib.sha256)
 
 
+def read_signed(signer: TimestampSigner, raw: str, max_age: int) -> tuple[str, float]:
+    """The value of a cookie signed by ``signer`` and when it was signed.
+
+    :param signer: the signer, from :func:`signer`.
+    :param raw: the cookie's value.
+    :param max_age: refuse a signature older than this many seconds.
+    :raise BadSignature: the signature is not ``signer``'s, or it is
+        expired (:exc:`~itsdangerous.SignatureExpired`).
+    """
+    value, signed_at = _verified(signer, raw)
+    # itsdangerous's own rule, in whole seconds.
+    age = int(time.time()) - int(signed_at)
+    if age > max_age or age < 0:
+        raise SignatureExpired(f"Signature age {age} is not within {max_age} seconds.")
+    return value, signed_at
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified(signer: TimestampSigner, raw: str) -> tuple[str, float]:
+    # A user sends the same cookie with every request: its signature is
+    # checked once per process and found again by a dictionary lookup.
+    # Only good signatures are remembered (a raised error is not cached),
+    # so forged cookies cannot crowd them out.
+    value, signed_at = signer.unsign(raw, return_timestamp=True)
+    return value.decode("ascii", "replace"), signed_at.timestamp()
+
+
 class RequestNamespace:
     """The namespace of one request: read on first need, created by the
     first begin, rotated on demand, and given to the client once the
@@ -246,28 +273,25 @@ class RequestNamespace:
             return None
         lifetime = int(app.permanent_session_lifetime.total_seconds())
         try:
-            value, signed_at = signer(app).unsign(raw, max_age=lifetime, return_timestamp=True)
+            token, signed_at = read_signed(signer(app), raw, lifetime)
         except SignatureExpired:
             return None
         except BadSignature:
             if not app.config["SECRET_KEY_FALLBACKS"]:
                 return None
             try:
-                value, signed_at = signer(app, fallbacks=True).unsign(
-                    raw, max_age=lifetime, return_timestamp=True
-                )
+                token, signed_at = read_signed(signer(app, fallbacks=True), raw, lifetime)
             except BadSignature:
                 return None
             # Signed again with the current key, before the old one goes.
             self._send = True
-        token = value.decode("ascii", "replace")
         if TOKEN_RE.fullmatch(token) is None:
             return None
         # Sliding, like a permanent session, but rewritten only once half of
         # its lifetime has passed instead of on every request.
         if (
             app.config["SESSION_REFRESH_EACH_REQUEST"]
-            and time.time() - signed_at.timestamp() > lifetime / 2
+            and time.time() - signed_at > lifetime / 2
         ):
             self._send = True
         return token

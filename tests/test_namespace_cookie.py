@@ -21,11 +21,15 @@ from flask import request
 from flask import session
 from flask.sessions import SecureCookieSession
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
+from itsdangerous import SignatureExpired
 from werkzeug.wrappers import Response
 
 from flask_conversation import conversation
 from flask_conversation import ConversationScope
 from flask_conversation.namespaces import NAMESPACE_KEY
+from flask_conversation.namespaces import new_token
+from flask_conversation.namespaces import read_signed
 from flask_conversation.namespaces import signer
 from flask_conversation.stores import MemoryStore
 from flask_conversation.testing import ConversationClient
@@ -198,6 +202,35 @@ def _aged(app: Flask, token: str, days: float) -> str:
     old = copy.copy(signer(app))
     old.get_timestamp = lambda: int(time.time() - days * 86400)  # type: ignore[method-assign]
     return old.sign(token).decode()
+
+
+def test_a_remembered_signature_is_judged_like_itsdangerous() -> None:
+    """A verified cookie is remembered for the next request, but its age
+    is judged every time: the same verdicts as itsdangerous's own
+    ``unsign(max_age=...)``, for cookies of every age, read twice.
+    """
+    app = Flask(__name__)
+    app.secret_key = "test"
+    verdicts = []
+    for days in (-1, 0, 0.5, 9, 11, 40):
+        raw = _aged(app, new_token(), days)
+        for max_age in (0, 86400, 10 * 86400, 31 * 86400):
+            for _ in range(2):
+                try:
+                    signer(app).unsign(raw, max_age=max_age)
+                    expected = "ok"
+                except SignatureExpired:
+                    expected = "expired"
+                try:
+                    read_signed(signer(app), raw, max_age)
+                    got = "ok"
+                except SignatureExpired:
+                    got = "expired"
+                assert got == expected, (days, max_age)
+                verdicts.append(got)
+    assert "ok" in verdicts and "expired" in verdicts
+    with pytest.raises(BadSignature):
+        read_signed(signer(app), _aged(app, new_token(), 0)[:-2] + "xx", 86400)
 
 
 def _tampered(app: Flask, value: str, how: str) -> str:
