@@ -201,3 +201,59 @@ def test_cookie_guard_overhead_follows_the_cookie_settings() -> None:
         assert int(rv.text) == len(header) - len(value), variant
         overheads.add(int(rv.text))
     assert len(overheads) > 5
+
+
+def test_session_acquire_is_the_default_acquire() -> None:
+    """SessionStore's one-read acquire finds the same chain, or none, as
+    the default built on ``load_chain`` and ``lock``, for chains with
+    expired, missing, ended and cyclic links.
+    """
+    import random
+
+    from flask import session
+
+    from flask_conversation.stores import ConversationStore
+    from flask_conversation.stores.session import SESSION_KEY
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test")
+    now = 1_800_000_000.0
+    store = SessionStore(clock=lambda: now)
+    rng = random.Random(3)
+    ids = ["a", "b", "c", "d", "e"]
+    compared = found = 0
+    for _ in range(400):
+        records: dict[str, t.Any] = {}
+        for cid in rng.sample(ids, rng.randint(0, len(ids))):
+            record: dict[str, t.Any] = {
+                "d": "{}",
+                "t": 60.0,
+                "c": now - 100,
+                "a": now - rng.choice([0, 30, 59.5, 60, 61]),
+            }
+            if rng.random() < 0.6:
+                parent = rng.choice(ids)
+                record.update(p=parent, r=rng.choice([parent, "a"]), h=rng.randint(1, 3))
+            if rng.random() < 0.1:
+                record["e"] = 1
+            records[cid] = record
+        cid = rng.choice(ids)
+        with app.test_request_context():
+            session[SESSION_KEY] = {"ns": records}
+            fast = store.acquire("ns", cid, 0)
+            if fast is not None:
+                store.unlock("ns", fast.root_id, fast.token)
+            slow = ConversationStore.acquire(store, "ns", cid, 0)
+            if slow is not None:
+                store.unlock("ns", slow.root_id, slow.token)
+        if fast is None or slow is None:
+            assert fast is slow
+        else:
+            assert (fast.root_id, fast.chain, fast.listing) == (
+                slow.root_id,
+                slow.chain,
+                slow.listing,
+            )
+            found += 1
+        compared += 1
+    assert compared == 400 and found > 50

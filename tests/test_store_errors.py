@@ -85,3 +85,22 @@ def test_outage_on_commit_writes_nothing(
 
 def test_store_error_message() -> None:
     assert "backend unreachable" in str(ConversationStoreError("backend unreachable"))
+
+
+def test_failure_reporting_logs_once_and_swallows_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from flask_conversation.failures import StoreFailureLog
+
+    log = StoreFailureLog("SomeStore")
+    with log.reporting("doing nothing"):
+        pass
+    with pytest.raises(KeyError), log.reporting("reading"):
+        raise KeyError("not a store failure")
+    assert not caplog.records
+    for during in ("loading", "committing"):
+        with pytest.raises(ConversationStoreError), log.reporting(during):
+            raise ConversationStoreError("down")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"The conversation store (SomeStore) failed while loading: {ConversationStoreError('down')}"
+    ]

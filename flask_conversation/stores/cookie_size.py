@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import typing as t
 
-from flask import current_app
 from flask import Flask
 from flask import session
 from flask.json.provider import DefaultJSONProvider
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SessionMixin
 from werkzeug.http import dump_cookie
 
 from ..errors import ConversationError
@@ -37,35 +37,36 @@ class CookieGuard:
         self._cookie_overheads: Lengths = {}
         self._signature_lengths: Lengths = {}
 
-    def check(self, key: str, value: dict[str, t.Any]) -> None:
+    def check(
+        self, app: Flask, current: SessionMixin, key: str, value: dict[str, t.Any]
+    ) -> None:
         """Refuse to store ``value`` under ``key`` of the current session if
         the session cookie would grow past ``MAX_COOKIE_SIZE``: a browser
         drops a cookie over its limit without a word, which would lose every
         conversation of the user.
 
+        :param app: the current application.
+        :param current: the current session (not its proxy).
         :param key: the session key.
         :param value: what the session would hold under ``key``.
         :raise ConversationError: the cookie would not fit.
         """
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
         interface = app.session_interface
         if not isinstance(interface, SecureCookieSessionInterface):
             return
         limit = app.config["MAX_COOKIE_SIZE"]
         if not limit or not app.secret_key:
             return
-
-        current = session._get_current_object()  # type: ignore[attr-defined]
         bound = value_bound(app, interface, current, key, value, self._signature_lengths)
         if (
             bound is not None
-            and bound + cookie_overhead(app, interface, self._cookie_overheads) <= limit
+            and bound + cookie_overhead(app, interface, self._cookie_overheads, current) <= limit
         ):
             return
         serializer = interface.get_signing_serializer(app)
         if serializer is None:
             return
-        size = cookie_size(app, interface, serializer.dumps({**session, key: value}))
+        size = cookie_size(app, interface, serializer.dumps({**current, key: value}), current)
         if size > limit:
             raise ConversationError(
                 f"The conversations no longer fit in the session cookie ({size} bytes,"
@@ -105,15 +106,24 @@ _COOKIE_CONFIG = (
 )
 
 
-def cookie_size(app: Flask, interface: SecureCookieSessionInterface, value: str) -> int:
+def cookie_size(
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    value: str,
+    current: SessionMixin | None = None,
+) -> int:
     """The length of the ``Set-Cookie`` header value Flask writes for the
     session cookie holding ``value``.
+
+    :param current: the session, by default the current one.
     """
+    if current is None:
+        current = session._get_current_object()  # type: ignore[attr-defined]
     return len(
         dump_cookie(
             interface.get_cookie_name(app),
             value,
-            expires=interface.get_expiration_time(app, session),
+            expires=interface.get_expiration_time(app, t.cast(SessionMixin, current)),
             path=interface.get_cookie_path(app),
             domain=interface.get_cookie_domain(app),
             secure=interface.get_cookie_secure(app),
@@ -126,7 +136,10 @@ def cookie_size(app: Flask, interface: SecureCookieSessionInterface, value: str)
 
 
 def cookie_overhead(
-    app: Flask, interface: SecureCookieSessionInterface, cache: Lengths | None = None
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    cache: Lengths | None = None,
+    current: SessionMixin | None = None,
 ) -> int:
     """The length of the cookie Flask writes, less that of its value, for
     a value that needs no quoting (as the bound's ``"a" * n`` would).
@@ -135,11 +148,16 @@ def cookie_overhead(
     session is permanent (an expiry date always has the same length), so
     it is measured once per such settings; a subclass may build it
     otherwise and is measured every time.
+
+    :param current: the session, by default the current one.
     """
+    if current is None:
+        current = session._get_current_object()  # type: ignore[attr-defined]
     if type(interface) is not SecureCookieSessionInterface:
-        return cookie_size(app, interface, "")
-    settings = (*map(app.config.get, _COOKIE_CONFIG), bool(session.permanent))
-    return _cached(cache, settings, lambda: cookie_size(app, interface, ""))
+        return cookie_size(app, interface, "", current)
+    config = app.config
+    settings = (*map(config.get, _COOKIE_CONFIG), bool(t.cast(SessionMixin, current).permanent))
+    return _cached(cache, settings, lambda: cookie_size(app, interface, "", current))
 
 
 def value_bound(

@@ -5,11 +5,16 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
+from flask import current_app
 from flask import session
+from flask.sessions import SessionMixin
 
+from ..errors import BusyConversation
 from .base import ConversationStore
+from .base import MAX_CHAIN
 from .cookie_size import CookieGuard
 from .locks import LocalLocks
+from .records import Acquired
 from .records import CommitBatch
 from .records import compact_expiry
 from .records import ConversationRecord
@@ -64,8 +69,10 @@ class SessionStore(ConversationStore):
         self._cookie_guard = CookieGuard()
 
     @staticmethod
-    def _stored(namespace: str) -> dict[str, t.Any]:
-        all_ns: dict[str, t.Any] = session.get(SESSION_KEY) or {}
+    def _stored(namespace: str, current: SessionMixin | None = None) -> dict[str, t.Any]:
+        if current is None:
+            current = _session()
+        all_ns: dict[str, t.Any] = current.get(SESSION_KEY) or {}
         return all_ns.get(namespace) or {}
 
     def load(self, namespace: str, cid: str) -> ConversationRecord | None:
@@ -87,6 +94,27 @@ class SessionStore(ConversationStore):
         stored = dict(self._stored(namespace))
         if stored.pop(cid, None) is not None:
             self._write(namespace, stored)
+
+    def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
+        # What the default does for a store that is not shared (look up the
+        # chain, then lock its root), reading the session once.
+        stored = self._stored(namespace)
+        now = self.clock()
+        chain: list[ConversationRecord] = []
+        next_id: str | None = cid
+        while next_id is not None:
+            d = stored.get(next_id)
+            if d is None or compact_expiry(d) <= now or len(chain) > MAX_CHAIN:
+                return None
+            record = ConversationRecord.from_dict(namespace, next_id, d)
+            chain.append(record)
+            next_id = record.parent_id
+        chain.reverse()
+        root_id = chain[0].id
+        token = self._locks.acquire(namespace, root_id, timeout)
+        if token is None:
+            raise BusyConversation()
+        return Acquired(root_id, token, chain)
 
     def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
         return self._locks.acquire(namespace, root_id, timeout)
@@ -125,7 +153,8 @@ class SessionStore(ConversationStore):
     def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
         # One new mapping, checked against the cookie limit, then assigned:
         # the session is either fully updated or left as it was.
-        stored = self._stored(namespace)
+        current = _session()
+        stored = self._stored(namespace, current)
         now = self.clock()
         if self._only_saves(stored, batch, now):
             # What plan_commit would decide, without rebuilding every
@@ -133,13 +162,13 @@ class SessionStore(ConversationStore):
             new = dict(stored)
             for record in batch.saves:
                 new[record.id] = record.to_dict()
-            self._write(namespace, new, check_size=True)
+            self._write(namespace, new, check_size=True, current=current)
             return []
         plan = plan_commit(self.list_namespace(namespace), batch, now)
         new = {cid: d for cid, d in stored.items() if cid not in plan.delete}
         for record in plan.save:
             new[record.id] = record.to_dict()
-        self._write(namespace, new, check_size=True)
+        self._write(namespace, new, check_size=True, current=current)
         return plan.destroyed
 
     @staticmethod
@@ -147,15 +176,29 @@ class SessionStore(ConversationStore):
         earliest = min(map(compact_expiry, stored.values()), default=float("inf"))
         return only_saves(batch, stored, earliest, now)
 
-    def _write(self, namespace: str, records: dict[str, t.Any], check_size: bool = False) -> None:
-        all_ns = dict(session.get(SESSION_KEY) or {})
+    def _write(
+        self,
+        namespace: str,
+        records: dict[str, t.Any],
+        check_size: bool = False,
+        current: SessionMixin | None = None,
+    ) -> None:
+        if current is None:
+            current = _session()
+        all_ns = dict(current.get(SESSION_KEY) or {})
         if records:
             all_ns[namespace] = records
         else:
             all_ns.pop(namespace, None)
         if check_size:
-            self._cookie_guard.check(SESSION_KEY, all_ns)
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            self._cookie_guard.check(app, current, SESSION_KEY, all_ns)
         if all_ns:
-            session[SESSION_KEY] = all_ns
-        elif SESSION_KEY in session:
-            del session[SESSION_KEY]
+            current[SESSION_KEY] = all_ns
+        elif SESSION_KEY in current:
+            del current[SESSION_KEY]
+
+
+def _session() -> SessionMixin:
+    # The session itself: each use through the proxy would look it up again.
+    return session._get_current_object()  # type: ignore[no-any-return, attr-defined]
