@@ -57,10 +57,12 @@ class CookieGuard:
         limit = app.config["MAX_COOKIE_SIZE"]
         if not limit or not app.secret_key:
             return
-        bound = value_bound(app, interface, current, key, value, self._signature_lengths)
-        if (
-            bound is not None
-            and bound + cookie_overhead(app, interface, self._cookie_overheads, current) <= limit
+        length = json_bound(app, interface, current, key, value)
+        if length is not None and (
+            encoded_length(length)
+            + signature_length(app, interface, self._signature_lengths)
+            + cookie_overhead(app, interface, self._cookie_overheads, current)
+            <= limit
         ):
             return
         serializer = interface.get_signing_serializer(app)
@@ -83,14 +85,11 @@ Lengths: t.TypeAlias = "dict[t.Any, int]"
 _CACHED_SETTINGS = 64
 
 
-def _cached(cache: Lengths | None, settings: t.Any, measure: t.Callable[[], int]) -> int:
-    length = None if cache is None else cache.get(settings)
-    if length is None:
-        length = measure()
-        if cache is not None:
-            if len(cache) >= _CACHED_SETTINGS:
-                cache.clear()
-            cache[settings] = length
+def _remember(cache: Lengths | None, settings: t.Any, length: int) -> int:
+    if cache is not None:
+        if len(cache) >= _CACHED_SETTINGS:
+            cache.clear()
+        cache[settings] = length
     return length
 
 #: The config keys Flask's own cookie session reads to write the cookie.
@@ -155,9 +154,11 @@ def cookie_overhead(
         current = session._get_current_object()  # type: ignore[attr-defined]
     if type(interface) is not SecureCookieSessionInterface:
         return cookie_size(app, interface, "", current)
-    config = app.config
-    settings = (*map(config.get, _COOKIE_CONFIG), bool(t.cast(SessionMixin, current).permanent))
-    return _cached(cache, settings, lambda: cookie_size(app, interface, "", current))
+    settings = (*map(app.config.get, _COOKIE_CONFIG), bool(t.cast(SessionMixin, current).permanent))
+    length = None if cache is None else cache.get(settings)
+    if length is None:
+        length = _remember(cache, settings, cookie_size(app, interface, "", current))
+    return length
 
 
 def value_bound(
@@ -183,19 +184,37 @@ def value_bound(
     length = json_bound(app, interface, current, key, all_ns)
     if length is None:
         return None
-    encoded = 1 + (4 * length + 2) // 3
+    return encoded_length(length) + signature_length(app, interface, cache)
 
-    def signature() -> int:
-        serializer = interface.get_signing_serializer(app)
-        assert serializer is not None
-        return len(serializer.make_signer(serializer.salt).sign(b""))
 
+def encoded_length(json_length: int) -> int:
+    """An upper bound of the payload's length in the signed value for JSON
+    of ``json_length`` bytes: unpadded base64 of it, with a ``.`` in front
+    when compressed (only when that makes it shorter).
+
+    :param json_length: the bytes of the JSON.
+    """
+    return 1 + (4 * json_length + 2) // 3
+
+
+def signature_length(
+    app: Flask, interface: SecureCookieSessionInterface, cache: Lengths | None = None
+) -> int:
+    """The length of the signed value less that of its payload, with room
+    for a timestamp that grows by a byte before the real signing.
+
+    :param cache: the lengths measured so far, by digest.
+    """
     # The length of an empty signed value depends only on the digest: the
     # key, its derivation and the salt change the signature's bytes, never
     # its length.
-    length = _cached(cache, interface.digest_method, signature)
-    # Room for a timestamp that grows by a byte before the real signing.
-    return encoded + length + 2
+    digest = interface.digest_method
+    length = None if cache is None else cache.get(digest)
+    if length is None:
+        serializer = interface.get_signing_serializer(app)
+        assert serializer is not None
+        length = _remember(cache, digest, len(serializer.make_signer(serializer.salt).sign(b"")))
+    return length + 2
 
 
 #: Measures JSON as Flask's own JSON provider writes it, at most as long:

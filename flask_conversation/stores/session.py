@@ -16,13 +16,16 @@ from .cookie_size import CookieGuard
 from .locks import LocalLocks
 from .records import Acquired
 from .records import CommitBatch
-from .records import compact_expiry
 from .records import ConversationRecord
 from .records import Destroyed
 from .rules import only_saves
 from .rules import plan_commit
+from .session_format import decode
+from .session_format import encode
+from .session_format import expiry_of
 
-#: The session key holding ``{namespace: {cid: record}}``.
+#: The session key holding ``{namespace: {cid: record}}``, each record a
+#: string (see :mod:`.session_format`).
 SESSION_KEY = "_conversations"
 
 
@@ -72,23 +75,23 @@ class SessionStore(ConversationStore):
     def _stored(namespace: str, current: SessionMixin | None = None) -> dict[str, t.Any]:
         if current is None:
             current = _session()
-        all_ns: dict[str, t.Any] = current.get(SESSION_KEY) or {}
-        return all_ns.get(namespace) or {}
+        # Anything else than the mappings this store writes (a session
+        # changed by other code) holds no conversation.
+        all_ns = current.get(SESSION_KEY)
+        if type(all_ns) is not dict:
+            return {}
+        stored = all_ns.get(namespace)
+        return stored if type(stored) is dict else {}
 
     def load(self, namespace: str, cid: str) -> ConversationRecord | None:
-        d = self._stored(namespace).get(cid)
-        return None if d is None else ConversationRecord.from_dict(namespace, cid, d)
+        return decode(namespace, cid, self._stored(namespace).get(cid))
 
     def list_namespace(self, namespace: str) -> list[ConversationRecord]:
-        return [
-            ConversationRecord.from_dict(namespace, cid, d)
-            for cid, d in self._stored(namespace).items()
-        ]
+        records = (decode(namespace, cid, text) for cid, text in self._stored(namespace).items())
+        return [r for r in records if r is not None]
 
     def save(self, record: ConversationRecord) -> None:
-        self._write(
-            record.namespace, {**self._stored(record.namespace), record.id: record.to_dict()}
-        )
+        self._write(record.namespace, {**self._stored(record.namespace), record.id: encode(record)})
 
     def delete(self, namespace: str, cid: str) -> None:
         stored = dict(self._stored(namespace))
@@ -103,10 +106,9 @@ class SessionStore(ConversationStore):
         chain: list[ConversationRecord] = []
         next_id: str | None = cid
         while next_id is not None:
-            d = stored.get(next_id)
-            if d is None or compact_expiry(d) <= now or len(chain) > MAX_CHAIN:
+            record = decode(namespace, next_id, stored.get(next_id))
+            if record is None or record.expires_at <= now or len(chain) > MAX_CHAIN:
                 return None
-            record = ConversationRecord.from_dict(namespace, next_id, d)
             chain.append(record)
             next_id = record.parent_id
         chain.reverse()
@@ -161,19 +163,23 @@ class SessionStore(ConversationStore):
             # record of the namespace to find it out.
             new = dict(stored)
             for record in batch.saves:
-                new[record.id] = record.to_dict()
+                new[record.id] = encode(record)
             self._write(namespace, new, check_size=True, current=current)
             return []
-        plan = plan_commit(self.list_namespace(namespace), batch, now)
-        new = {cid: d for cid, d in stored.items() if cid not in plan.delete}
+        listed = self.list_namespace(namespace)
+        plan = plan_commit(listed, batch, now)
+        # Malformed values, which no listing holds, go too.
+        kept = {r.id for r in listed}.difference(plan.delete)
+        new = {cid: text for cid, text in stored.items() if cid in kept}
         for record in plan.save:
-            new[record.id] = record.to_dict()
+            new[record.id] = encode(record)
         self._write(namespace, new, check_size=True, current=current)
         return plan.destroyed
 
     @staticmethod
     def _only_saves(stored: dict[str, t.Any], batch: CommitBatch, now: float) -> bool:
-        earliest = min(map(compact_expiry, stored.values()), default=float("inf"))
+        # A malformed value counts as expired: the full rules then run.
+        earliest = min(map(expiry_of, stored.values()), default=float("inf"))
         return only_saves(batch, stored, earliest, now)
 
     def _write(
@@ -185,7 +191,8 @@ class SessionStore(ConversationStore):
     ) -> None:
         if current is None:
             current = _session()
-        all_ns = dict(current.get(SESSION_KEY) or {})
+        old = current.get(SESSION_KEY)
+        all_ns = dict(old) if type(old) is dict else {}
         if records:
             all_ns[namespace] = records
         else:
