@@ -189,5 +189,23 @@ def current_conversation() -> Conversation:
     return state.current
 
 
+class _ConversationProxy(LocalProxy):  # type: ignore[type-arg]
+    """:class:`~werkzeug.local.LocalProxy` of the current conversation, with
+    the item access views use most done in one call each: werkzeug binds
+    the object's method anew on every use.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> t.Any:
+        return current_conversation()[key]
+
+    def __setitem__(self, key: str, value: t.Any) -> None:
+        current_conversation()[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in current_conversation()
+
+
 #: The proxy behind :data:`flask_conversation.conversation`.
-conversation_proxy: Conversation = t.cast(Conversation, LocalProxy(current_conversation))
+conversation_proxy: Conversation = t.cast(Conversation, _ConversationProxy(current_conversation))

@@ -156,6 +156,43 @@ def test_cookie_guard_bound_is_never_below_the_real_value() -> None:
     assert compared == 300
 
 
+def test_cookie_guard_strings_bound_is_never_below_the_real_json() -> None:
+    """The bound from lengths alone, for a session of strings, is never
+    below the JSON Flask's session serializer writes, whatever the strings
+    hold (quotes, control characters, text outside the BMP, tag-like keys).
+    """
+    import random
+
+    from flask.sessions import SecureCookieSessionInterface
+
+    from flask_conversation.stores.cookie_size import strings_bound
+    from flask_conversation.stores.session import SESSION_KEY
+
+    serializer = SecureCookieSessionInterface.serializer
+    rng = random.Random(8)
+    texts = ["", "a", " t", " di", "é", "日本", "\U0001f600", '"\\/', "\n\x00", "<&>", "\x7f"]
+    texts += ["\u2028", '{"a":1.5,"t":60}{"k":"v"}']
+
+    def text(most: int) -> str:
+        return "".join(rng.choice(texts) for _ in range(rng.randint(0, most)))
+
+    tightest = 0.0
+    for _ in range(2000):
+        all_ns = {
+            text(3): {text(3): text(20) for _ in range(rng.randint(1, 3))}
+            for _ in range(rng.randint(0, 3))
+        }
+        current = {text(2) + "k": text(5) for _ in range(rng.randint(0, 3))}
+        bound = strings_bound(current, SESSION_KEY, all_ns)
+        real = len(serializer.dumps({**current, SESSION_KEY: all_ns}).encode())
+        assert bound is not None and real <= bound, (current, all_ns)
+        tightest = max(tightest, real / bound)
+    # Not so loose that the exact measure would run on every commit.
+    assert tightest > 0.8
+    assert strings_bound({"n": 1}, SESSION_KEY, {}) is None
+    assert strings_bound({}, SESSION_KEY, {"ns": {"c": {"d": "{}"}}}) is None
+
+
 def test_cookie_guard_overhead_follows_the_cookie_settings() -> None:
     """The guard's cookie length outside the value, kept per settings, is
     what Flask's Set-Cookie header has around the value, as the settings

@@ -57,7 +57,9 @@ class CookieGuard:
         limit = app.config["MAX_COOKIE_SIZE"]
         if not limit or not app.secret_key:
             return
-        length = json_bound(app, interface, current, key, value)
+        length = strings_bound(current, key, value) if _stock(interface) else None
+        if length is None:
+            length = json_bound(app, interface, current, key, value)
         if length is not None and (
             encoded_length(length)
             + signature_length(app, interface, self._signature_lengths)
@@ -234,6 +236,68 @@ def _json_length(app: Flask, value: t.Any) -> int:
     return len(app.json.dumps(value, separators=(",", ":")).encode())
 
 
+def _stock(interface: SecureCookieSessionInterface) -> bool:
+    # Flask's own signing of Flask's own tagged JSON, with only its own tags.
+    serializer = interface.serializer
+    return (
+        type(interface).get_signing_serializer
+        is SecureCookieSessionInterface.get_signing_serializer
+        and type(serializer) is TaggedJSONSerializer
+        and default_tags_only(serializer)
+    )
+
+
+def strings_bound(
+    current: t.Mapping[str, t.Any], key: str, all_ns: dict[str, t.Any]
+) -> int | None:
+    """An upper bound of the bytes of the JSON of ``current`` holding
+    ``all_ns`` under ``key``, from lengths alone, where everything else the
+    session holds is a string and ``all_ns`` holds the session store's
+    strings; else ``None``. The common session costs a sum, without
+    encoding anything.
+
+    A string's JSON is its quotes and at most six bytes per character
+    (``\\u0001``), twelve outside the BMP (a surrogate pair). Where a
+    string is printable ASCII, as the store's JSON texts are, each of its
+    characters is one byte but a quote or a backslash, which gets one more.
+    Tagging leaves all of it as it is, but a one-key mapping of namespaces
+    or of records whose key looks like a tag, which it wraps (10 more
+    bytes).
+
+    :param current: the session.
+    :param key: the store's session key.
+    :param all_ns: what the session would hold under ``key``.
+    """
+    # The braces, the key in quotes and its colon; each entry below counts
+    # its colon and comma.
+    length = 2 + len(key) + 3 + 10 * (1 + len(all_ns))
+    for k, v in current.items():
+        if k == key:
+            continue
+        if type(v) is not str or type(k) is not str:
+            return None
+        length += _string_bound(k) + _string_bound(v) + 2
+    length += 2
+    for namespace, records in all_ns.items():
+        if type(records) is not dict:
+            return None
+        # Its colon, comma and the braces of its records.
+        length += _string_bound(namespace) + 4
+        for cid, text in records.items():
+            if type(text) is not str:
+                return None
+            length += _string_bound(cid) + _string_bound(text) + 2
+    return length
+
+
+def _string_bound(text: str) -> int:
+    if text.isascii():
+        if text.isprintable():
+            return len(text) + text.count('"') + text.count("\\") + 2
+        return 6 * len(text) + 2
+    return 12 * len(text) + 2
+
+
 def json_bound(
     app: Flask,
     interface: SecureCookieSessionInterface,
@@ -251,14 +315,9 @@ def json_bound(
     more bytes); only the mapping of namespaces and each namespace's
     mapping could be one, since records have more keys.
     """
-    serializer = interface.serializer
-    if (
-        type(interface).get_signing_serializer
-        is not SecureCookieSessionInterface.get_signing_serializer
-        or type(serializer) is not TaggedJSONSerializer
-        or not default_tags_only(serializer)
-    ):
+    if not _stock(interface):
         return None
+    serializer = interface.serializer
     slack = 10 * (1 + len(all_ns))
     rest = dict(current)
     rest.pop(key, None)
