@@ -150,7 +150,8 @@ def request_state() -> RequestState | None:
     only during a request: one lookup on a request that never used the
     conversation.
     """
-    state: RequestState | None = _g().__dict__.get(STATE_KEY)
+    # Every request comes here: the lookup of _g() written out, one call less.
+    state: RequestState | None = g._get_current_object().__dict__.get(STATE_KEY)
     return state
 
 
@@ -158,7 +159,7 @@ def pop_request_state() -> RequestState | None:
     """Remove the current request's state from :data:`flask.g` and return
     it, if the conversation was used; for the teardown hook.
     """
-    state: RequestState | None = _g().__dict__.pop(STATE_KEY, None)
+    state: RequestState | None = g._get_current_object().__dict__.pop(STATE_KEY, None)
     return state
 
 
