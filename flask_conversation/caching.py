@@ -28,7 +28,8 @@ def mark_private(response: Response, header: str, cid_source: CidSource | None) 
     headers = response.headers
     if "Cache-Control" not in headers:
         # What ``response.cache_control.private = True`` writes into a
-        # response without the header, without parsing and building it.
-        headers["Cache-Control"] = PRIVATE
+        # response without the header, without parsing and building it,
+        # and added: there is none to replace.
+        headers.add("Cache-Control", PRIVATE)
     if cid_source == "header":
         response.vary.add(header)
