@@ -255,7 +255,7 @@ def conversations() -> list[ConversationInfo]:
     """The long-running conversations of the current namespace, most
     recently used first.
     """
-    return get_state().conversations()
+    return get_state().listing.conversations()
 
 
 def _template_context() -> dict[str, t.Any]:

@@ -25,14 +25,13 @@ from .conversation import Conversation
 from .conversation import ReadOnlyConversation
 from .errors import BusyConversation
 from .errors import ConversationIdInUse
-from .errors import ConversationLimitReached
 from .errors import ConversationStateError
 from .errors import ConversationStoreError
 from .failures import StoreFailureLog
-from .limits import check_child
-from .limits import stack_size
+from .listing import NamespaceListing
 from .namespaces import RequestNamespace
 from .namespaces import Scope
+from .nesting import nest
 from .redirects import Ended
 from .redirects import report_missing
 from .serialization import dump_data
@@ -40,7 +39,6 @@ from .signals import conversation_begun
 from .signals import conversation_ended
 from .snapshots import record_of
 from .stores.records import Acquired
-from .stores.records import ConversationInfo
 from .stores.records import ConversationRecord
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -101,11 +99,9 @@ class RequestState:
         self.named_live: str | None = None
         #: where the request's cid came from, if it named one
         self.cid_source: CidSource | None = None
-        #: ids of the conversations begun in this request
-        self._begun: set[str] = set()
         self.failures = StoreFailureLog(type(store).__name__)
-        #: the namespace's listing the store returned with a lock, if any
-        self._listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
+        #: the namespace's live conversations, with this request's changes
+        self.listing = NamespaceListing(self, self.tokens, store, self.failures)
         self.current = self._resolve()
 
     # -- resolving -------------------------------------------------------------
@@ -124,14 +120,6 @@ class RequestState:
             self.initial_state() if data is None else data,
             timeout=self.settings.timeout,
         )
-
-    def namespace(self, create: bool = False) -> str | None:
-        """The namespace of this request, looked up once: see
-        :class:`~.namespaces.RequestNamespace`.
-
-        :param create: create the token if there is none yet.
-        """
-        return self.tokens.get(create)
 
     @property
     def known_namespace(self) -> str | None:
@@ -161,7 +149,7 @@ class RequestState:
         if not is_valid_cid(cid):
             self.missing = cid
             return self._temporary()
-        namespace = self.namespace()
+        namespace = self.tokens.get()
         if namespace is None:
             self.missing = cid
             return self._temporary()
@@ -180,7 +168,7 @@ class RequestState:
             return self._temporary()
         self.locks[acquired.root_id] = acquired.token
         self.held.add(acquired.root_id)
-        self._listing = acquired.listing
+        self.listing.keep(acquired.listing, acquired.count)
         record = acquired.chain[-1]
         if record.ended:
             # The one request an ended conversation survives after a redirect.
@@ -257,7 +245,7 @@ class RequestState:
         """
         if cid in self.active:
             return self.active[cid]
-        namespace = self.namespace(create=claim)
+        namespace = self.tokens.get(create=claim)
         if namespace is None or cid in self.deletes or self.clear:
             return None
         with self.failures.reporting("looking up a conversation"):
@@ -315,46 +303,19 @@ class RequestState:
         if conv.long_running and not nested:
             return False
 
-        namespace = self.namespace(create=True)
+        namespace = self.tokens.get(create=True)
         assert namespace is not None
         new_id = id or secrets.token_urlsafe(16)
 
         if conv.long_running:
-            self._check_child(conv)
-            conv = Conversation(
-                self,
-                {},
-                timeout=conv.timeout_seconds if timeout is None else timeout,
-                id=new_id,
-                parent=conv,
-                description=description,
-                created_at=self.store.clock(),
-            )
+            conv = nest(self, conv, id=new_id, description=description, timeout=timeout)
         else:
             conv.promote(new_id, self.store.clock(), timeout=timeout, description=description)
         self.active[new_id] = conv
-        self._begun.add(new_id)
+        self.listing.add_begun(new_id)
         self.current = conv
         conversation_begun.send(self.app, conversation=conv)
         return True
-
-    def _check_child(self, parent: Conversation) -> None:
-        """Refuse a child of ``parent`` past a limit (see
-        :func:`~.limits.check_child`): the request then commits nothing.
-        """
-        root = parent.root
-
-        def size() -> int:
-            if root.id in self._begun:
-                # Begun in this request: nothing of it is stored yet.
-                return sum(1 for c in self.active.values() if c.root is root)
-            return stack_size(self.conversations(), t.cast(str, root.id))
-
-        try:
-            check_child(self.settings, parent.depth + 1, size)
-        except ConversationLimitReached:
-            self.failed = self.refused = True
-            raise
 
     def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
         """See :meth:`Conversation.end`."""
@@ -394,7 +355,7 @@ class RequestState:
         them when the request commits.
         """
         self.check_writable("end the conversations")
-        if self.namespace() is None:
+        if self.tokens.get() is None:
             return
         self.clear = True
         for conv in self.active.values():
@@ -418,36 +379,7 @@ class RequestState:
                 return ended.cid
         return None
 
-    def conversations(self) -> list[ConversationInfo]:
-        """The live long-running conversations of the namespace, most
-        recently used first, including this request's uncommitted changes.
-        """
-        namespace = self.namespace()
-        if namespace is None:
-            return []
-        now = self.store.clock()
-        # The listing that came with the lock saves a round trip.
-        listed = self._listing(now) if self._listing is not None else None
-        if self.clear:
-            infos = {}
-        elif listed is not None:
-            infos = {i.id: i for i in listed if i.id not in self.deletes}
-        else:
-            with self.failures.reporting("listing the namespace"):
-                records = self.store.list_namespace(namespace)
-            infos = {
-                r.id: ConversationInfo.from_record(r)
-                for r in records
-                if not r.ended and r.expires_at > now and r.id not in self.deletes
-            }
-        for cid, conv in self.active.items():
-            infos[cid] = ConversationInfo.from_record(self.record(conv, now, data=""))
-        # A child renews its ancestors: at equal times the deepest was used.
-        return sorted(infos.values(), key=lambda i: (i.last_access, i.depth), reverse=True)
-
-    def record(
-        self, conv: Conversation, now: float, data: str | None = None
-    ) -> ConversationRecord:
+    def record(self, conv: Conversation, now: float, data: str | None = None) -> ConversationRecord:
         """The record ``conv`` is stored as, used at ``now``.
 
         :param conv: a long-running conversation of this request.

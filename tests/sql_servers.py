@@ -323,6 +323,13 @@ def mariadb_server() -> t.Iterator[MariaDBServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def spare_postgres() -> t.Iterator[PostgresServer]:
+    """A PostgreSQL server of the test module's own, to stop and start."""
+    with PostgresServer() as server:
+        yield server
+
+
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> str:
     """The session's PostgreSQL server, every table emptied."""

@@ -1,22 +1,19 @@
 """What requests cost on SQLAlchemyStore, counted with SQLAlchemy's event
 hooks on real SQLite, PostgreSQL and MariaDB: transactions and statements
 per kind of request, the same whatever the size of the namespace, lock
-waits that back off, the listing that comes with the lease, the choice by
-configuration (also through Flask-SQLAlchemy), and an outage.
+waits that back off, the choice by configuration (also through
+Flask-SQLAlchemy), and a restart of the database between requests.
 """
 
 from __future__ import annotations
 
-import random
 import typing as t
 
 import pytest
 import sqlalchemy as sa
 from conftest import conversation_app
 from conftest import counter_app
-from conftest import FakeClock
 from flask import Flask
-from flask import request
 
 from flask_conversation import conversation
 from flask_conversation import ConversationScope
@@ -182,74 +179,6 @@ def test_waiting_for_a_lock_backs_off(engine: sa.engine.Engine) -> None:
     assert tab.post(f"/incr?cid={cid}").text == "1"
 
 
-def test_the_listing_that_comes_with_the_lease(engine: sa.engine.Engine) -> None:
-    """A request that holds a stack lists its namespace from the metadata
-    its lease brought along: the same summaries as a store that reads them
-    with :meth:`list_namespace`, in random runs of begins, nested begins,
-    ends and listings, with expiry and eviction.
-    """
-
-    class Unlisted(SQLAlchemyStore):
-        listing_limit = -1
-
-    clock = FakeClock()
-    listed = {}
-    stores = [
-        SQLAlchemyStore(engine, clock=clock, table_prefix="listed_"),
-        Unlisted(engine, clock=clock, table_prefix="unlisted_"),
-    ]
-    for store in stores:
-        app = Flask(__name__)
-        app.config.update(SECRET_KEY="test", CONVERSATION_MAX_COUNT=6)
-        ConversationScope(app, store=store)
-
-        @app.post("/begin")
-        def begin() -> dict[str, t.Any]:
-            conversation.begin(
-                id=request.args["id"],
-                nested=bool(request.args.get("nested")),
-                description=request.args.get("d"),
-                timeout=float(request.args.get("timeout", 60)),
-            )
-            conversation["v"] = "x" * int(request.args.get("size", 1))
-            return {"id": conversation.id}
-
-        @app.post("/end")
-        def end() -> str:
-            conversation.end()
-            return ""
-
-        @app.get("/list")
-        def listing() -> list[t.Any]:
-            return [repr(i) for i in conversations()]
-
-        rng = random.Random(3)
-        clock.now = 1_700_000_000.0
-        api = ConversationClient(app)
-        tabs = [api.new_tab() for _ in range(4)]
-        seen = []
-        for step in range(50):
-            tab = rng.choice(tabs)
-            clock.advance(rng.choice([0, 1, 20, 45]))
-            action = rng.random()
-            if action < 0.35 or tab.cid is None:
-                nested = "1" if tab.cid and rng.random() < 0.5 else ""
-                tab.post(
-                    f"/begin?id=c{step}&nested={nested}&d=t{rng.randint(0, 9)}"
-                    f"&timeout={rng.choice([30, 60])}&size={rng.randint(1, 40)}"
-                )
-            elif action < 0.45:
-                tab.post("/end")
-            else:
-                rv = tab.get("/list")
-                seen.append(rv.json if rv.status_code == 200 else rv.status_code)
-                if rv.status_code != 200:
-                    tab.cid = None
-        listed[type(store).__name__] = seen
-    assert listed["SQLAlchemyStore"] == listed["Unlisted"]
-    assert any(isinstance(page, list) and len(page) > 2 for page in listed["SQLAlchemyStore"])
-
-
 # -- configuration -------------------------------------------------------------------
 
 
@@ -332,37 +261,6 @@ def test_no_database_is_a_value_error(with_flask_sqlalchemy_later: bool) -> None
 
 
 # -- outage --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def spare_postgres() -> t.Iterator[PostgresServer]:
-    """A PostgreSQL server of this module's own, to stop and start."""
-    with PostgresServer() as server:
-        yield server
-
-
-def test_the_app_answers_503_and_recovers(spare_postgres: PostgresServer) -> None:
-    engine = sa.create_engine(spare_postgres.url, connect_args={"connect_timeout": 2})
-    app = counter_app(SQLAlchemyStore(engine))
-    tab = t.cast(ConversationClient, app.test_client())
-    try:
-        cid = tab.post("/begin").text
-        assert tab.post(f"/incr?cid={cid}").text == "1"
-        spare_postgres.stop()
-        for path in (f"/incr?cid={cid}", "/begin"):
-            down = tab.post(path)
-            assert down.status_code == 503
-            assert "store is unavailable" in down.text
-            assert int(down.headers["Retry-After"]) > 0
-        # Requests that do not use a conversation do not notice.
-        assert tab.get("/plain").text == "fine"
-        spare_postgres.start()
-        # Nothing half written, nothing lost, no lease left behind; the pool
-        # replaced its dead connections by itself.
-        assert tab.post(f"/incr?cid={cid}").text == "2"
-        assert tab.post(f"/incr?cid={cid}").text == "3"
-    finally:
-        engine.dispose()
 
 
 def test_a_restart_between_requests_costs_no_error(spare_postgres: PostgresServer) -> None:

@@ -1,6 +1,7 @@
 """SPEC 3.5: a store that fails gives a clear 503, writes nothing, and the
 application recovers by itself. The store here is a real custom store (a
-MemoryStore whose backend can be switched off), as a user would write one.
+MemoryStore whose backend can be switched off), as a user would write one,
+and the stores of real servers (Redis, PostgreSQL) stopped and started.
 """
 
 from __future__ import annotations
@@ -8,11 +9,17 @@ from __future__ import annotations
 import typing as t
 
 import pytest
+import sqlalchemy as sa
 from conftest import counter_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from flask_conversation import conversation
 from flask_conversation import ConversationStoreError
+from flask_conversation.stores import ConversationStore
 from flask_conversation.stores import MemoryStore
+from flask_conversation.stores import RedisStore
+from flask_conversation.stores import SQLAlchemyStore
 from flask_conversation.stores.records import CommitBatch
 from flask_conversation.stores.records import Destroyed
 from flask_conversation.testing import ConversationClient
@@ -104,3 +111,42 @@ def test_failure_reporting_logs_once_and_swallows_nothing(
     assert [r.getMessage() for r in caplog.records] == [
         f"The conversation store (SomeStore) failed while loading: {ConversationStoreError('down')}"
     ]
+
+
+@pytest.mark.parametrize("server_kind", ["redis", "postgres"])
+def test_the_app_answers_503_and_recovers(server_kind: str, request: pytest.FixtureRequest) -> None:
+    """The store's server stopped between requests: a request that uses
+    a conversation answers 503 with ``Retry-After``; the server started
+    again, nothing is half written or lost and no lock is left behind.
+    """
+    store: ConversationStore
+    if server_kind == "redis":
+        server = request.getfixturevalue("spare_redis_server")
+        # No retries, so that a stopped server answers at once.
+        client = server.client(
+            retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=2
+        )
+        store, close = RedisStore(client), client.close
+    else:
+        server = request.getfixturevalue("spare_postgres")
+        engine = sa.create_engine(server.url, connect_args={"connect_timeout": 2})
+        # The pool replaces its dead connections by itself.
+        store, close = SQLAlchemyStore(engine), engine.dispose
+    app = counter_app(store)
+    tab = t.cast(ConversationClient, app.test_client())
+    try:
+        cid = tab.post("/begin").text
+        assert tab.post(f"/incr?cid={cid}").text == "1"
+        server.stop()
+        for path in (f"/incr?cid={cid}", "/begin"):
+            down = tab.post(path)
+            assert down.status_code == 503
+            assert "store is unavailable" in down.text
+            assert int(down.headers["Retry-After"]) > 0
+        # Requests that do not use a conversation do not notice.
+        assert tab.get("/plain").text == "fine"
+        server.start()
+        assert tab.post(f"/incr?cid={cid}").text == "2"
+        assert tab.post(f"/incr?cid={cid}").text == "3"
+    finally:
+        close()

@@ -212,12 +212,21 @@ class Acquired:
         (:meth:`~flask_conversation.ConversationScope.conversations`) uses
         it instead of
         :meth:`~flask_conversation.stores.ConversationStore.list_namespace`.
+    :param count: optional, for a store that read it in the same call: how
+        many records the namespace held when the lock was taken. It bounds
+        the size of the locked stack, so a request that begins a child
+        where it is below ``CONVERSATION_MAX_COUNT`` need not list the
+        namespace to know the stack has room.
+
+    .. versionchanged:: 0.1
+        Added ``count``.
     """
 
     root_id: str
     token: str
     chain: list[ConversationRecord]
     listing: t.Callable[[float], list[ConversationInfo] | None] | None = None
+    count: int | None = None
 
 
 @dataclasses.dataclass

@@ -279,8 +279,8 @@ class Flow:
 def keys_by_kind(client: redis.Redis, prefix: str = PREFIX) -> dict[str, int]:
     """The store's keys in Redis, counted by kind, for the layout
     ``<prefix>{<shard>}:<namespace>:m`` (metadata hash: a field per
-    conversation, ``~l<root>`` fields for locks), ``...:d`` (data hash) and
-    ``<prefix>{<shard>}:namespaces``: records and locks (fields), indexes
+    conversation), ``...:d`` (data hash), ``...:l:<root>`` (a stack's lock)
+    and ``<prefix>{<shard>}:namespaces``: records (fields), locks, indexes
     (the namespaces' two hashes), the namespace registries (with their
     members), and what of it has no time to live.
     """
@@ -292,22 +292,26 @@ def keys_by_kind(client: redis.Redis, prefix: str = PREFIX) -> dict[str, int]:
             counts["registries"] += 1
             counts["registry_members"] += int(client.zcard(key))
             continue
-        kind = tail.rpartition(":")[2]
+        # -1: no time to live; -2 would mean it expired since the scan.
+        forever = client.pttl(key) == -1
+        # The namespace is escaped: its part ends at the first ":".
+        kind = tail.partition(":")[2]
+        if kind.startswith("l:"):
+            counts["locks"] += 1
+            if forever:
+                counts["locks_without_ttl"] += 1
+            continue
         if kind not in ("m", "d"):
             counts["other"] += 1
             continue
         counts["indexes"] += 1
-        # -1: no time to live; -2 would mean it expired since the scan.
-        forever = client.pttl(key) == -1
         if kind == "d":
             continue
         for field in client.hkeys(key):
-            name = "locks" if field.startswith(b"~l") else None
-            name = name or (None if field.startswith(b"~") else "records")
-            if name is not None:
-                counts[name] += 1
+            if not field.startswith(b"~"):
+                counts["records"] += 1
                 if forever:
-                    counts[f"{name}_without_ttl"] += 1
+                    counts["records_without_ttl"] += 1
     return dict(counts)
 
 

@@ -39,19 +39,15 @@ def _find_record(client: redis.Redis, cid: str) -> dict[str, t.Any] | None:
 
 
 def _lock_ttls(client: redis.Redis) -> list[int]:
-    """What is left of each stack lock's lease, in ms: the locks are
-    ``~l<root>`` fields of the metadata hashes, ``<token> <deadline>`` in
-    ms of the server's clock; a lock whose lease ran out is not counted.
+    """What is left of each stack lock's lease, in ms: the locks are keys
+    ``...:l:<root>`` that expire with their lease, so a lock whose lease
+    ran out is gone.
     """
-    seconds, micros = client.time()
-    now = seconds * 1000 + micros // 1000
     left = []
-    for key in client.scan_iter(match="conversation:*:m", count=1000):
-        for field, value in client.hgetall(key).items():
-            if field.startswith(b"~l"):
-                deadline = int(float(value.split()[1]))
-                if deadline > now:
-                    left.append(deadline - now)
+    for key in client.scan_iter(match="conversation:*:l:*", count=1000):
+        ttl = client.pttl(key)
+        if ttl > 0:
+            left.append(ttl)
     return left
 
 

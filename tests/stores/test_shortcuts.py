@@ -14,8 +14,12 @@ import typing as t
 import pytest
 from conftest import FakeClock
 from flask import Flask
+from flask import request as flask_request
 from flask import session
 
+from flask_conversation import conversation
+from flask_conversation import ConversationScope
+from flask_conversation.extension import conversations
 from flask_conversation.stores.base import ConversationStore
 from flask_conversation.stores.memory import MemoryStore
 from flask_conversation.stores.records import CommitBatch
@@ -24,6 +28,7 @@ from flask_conversation.stores.records import Destroyed
 from flask_conversation.stores.redis import RedisStore
 from flask_conversation.stores.session import SESSION_KEY
 from flask_conversation.stores.session import SessionStore
+from flask_conversation.testing import ConversationClient
 
 IDS = [f"c{i}" for i in range(12)]
 
@@ -221,46 +226,66 @@ def test_session_store() -> None:
     assert shortcuts > 100
 
 
-def test_redis_listing_with_the_lock_lists_like_list_namespace(redis_client: t.Any) -> None:
-    """A request that holds a stack lists its namespace from the index the
-    lock came with, in the same round trip: the same summaries as from
-    ``list_namespace``, which a store without that listing uses.
+def listed_and_unlisted(
+    kind: str, request: pytest.FixtureRequest, clock: FakeClock
+) -> tuple[ConversationStore, ConversationStore]:
+    """A store of ``kind`` that lists with the lock, and one of the same
+    kind (apart from it) that always lists with ``list_namespace``.
     """
-    import random
+    if kind == "redis":
+        client = request.getfixturevalue("redis_client")
 
-    from conftest import FakeClock
-    from flask import Flask
-    from flask import request
+        class UnlistedRedis(RedisStore):
+            listing_limit = -1
 
-    from flask_conversation import conversation
-    from flask_conversation import ConversationScope
-    from flask_conversation.extension import conversations
-    from flask_conversation.stores.redis import RedisStore
-    from flask_conversation.testing import ConversationClient
+        return (
+            RedisStore(client, clock=clock, prefix="listed:"),
+            UnlistedRedis(client, clock=clock, prefix="unlisted:"),
+        )
+    from flask_conversation.stores.sql import SQLAlchemyStore
+    from tests.sql_servers import sql_engine
+    from tests.sql_servers import sql_url_for
 
-    class Unlisted(RedisStore):
+    class UnlistedSQL(SQLAlchemyStore):
         listing_limit = -1
 
+    engine = sql_engine(sql_url_for(kind[4:], request))
+    request.addfinalizer(engine.dispose)
+    return (
+        SQLAlchemyStore(engine, clock=clock, table_prefix="listed_"),
+        UnlistedSQL(engine, clock=clock, table_prefix="unlisted_"),
+    )
+
+
+@pytest.mark.parametrize("kind", ["redis", "sql-sqlite", "sql-postgres", "sql-mariadb"])
+def test_the_listing_with_the_lock_lists_like_list_namespace(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """A request that holds a stack lists its namespace from what its lock
+    brought along (Redis: the index, in the same round trip; SQL: the
+    metadata of the lease): the same summaries as from ``list_namespace``,
+    which a store without that listing uses, in random runs of begins,
+    nested begins, ends and listings, with expiry and eviction.
+    """
     clock = FakeClock()
     listed = {}
-    stores = [
-        RedisStore(redis_client, clock=clock, prefix="listed:"),
-        Unlisted(redis_client, clock=clock, prefix="unlisted:"),
-    ]
-    for store in stores:
+    for name, store in zip(
+        ["listed", "unlisted"], listed_and_unlisted(kind, request, clock), strict=True
+    ):
         app = Flask(__name__)
         app.config.update(SECRET_KEY="test", CONVERSATION_MAX_COUNT=6)
         ConversationScope(app, store=store)
 
         @app.post("/begin")
         def begin() -> dict[str, t.Any]:
+            args = flask_request.args
             conversation.begin(
-                id=request.args["id"],
-                nested=bool(request.args.get("nested")),
-                description=request.args.get("d"),
-                timeout=float(request.args.get("timeout", 60)),
+                id=args["id"],
+                nested=bool(args.get("nested")),
+                description=args.get("d"),
+                timeout=float(args.get("timeout", 60)),
             )
-            conversation["v"] = "x" * int(request.args.get("size", 1))
+            conversation["v"] = "x" * int(args.get("size", 1))
             return {"id": conversation.id}
 
         @app.post("/end")
@@ -296,9 +321,9 @@ def test_redis_listing_with_the_lock_lists_like_list_namespace(redis_client: t.A
                 else:
                     seen.append(rv.status_code)
                     tab.cid = None
-        listed[type(store).__name__] = seen
-    assert listed["RedisStore"] == listed["Unlisted"]
-    assert any(isinstance(page, list) and len(page) > 2 for page in listed["RedisStore"])
+        listed[name] = seen
+    assert listed["listed"] == listed["unlisted"]
+    assert any(isinstance(page, list) and len(page) > 2 for page in listed["listed"])
 
 
 def stack_batch(rng: random.Random, namespace: str, now: float) -> CommitBatch:
@@ -402,7 +427,7 @@ def test_redis_commit_decides_as_plan_commit(redis_client: t.Any) -> None:
             if token is not None:
                 # Released with the commit.
                 assert redis_store.lock("n", batch.saves[0].root_id, 0) is not None
-                redis_client.hdel(meta, f"~l{batch.saves[0].root_id}")
+                redis_client.delete(redis_store.keys("n").lock(batch.saves[0].root_id))
     assert shortcut > 100 and full > 100, (shortcut, full)
 
 

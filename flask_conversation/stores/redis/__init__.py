@@ -24,6 +24,8 @@ from ..records import CommitBatch
 from ..records import ConversationRecord
 from ..records import Destroyed
 from . import codec
+from .arguments import commit_call
+from .arguments import unlock_call
 from .keys import namespace_keys
 from .keys import NamespaceKeys
 from .keys import registry_key
@@ -32,6 +34,7 @@ from .keys import SHARDS as SHARDS
 from .scripts import Mode
 from .scripts import Reply
 from .scripts import Scripts
+from .watched import WatchedPath
 
 if t.TYPE_CHECKING:  # pragma: no cover
     import redis.cluster
@@ -48,28 +51,35 @@ class RedisStore(ConversationStore):
         metadata (times, parent, root, size, description: what the commit
         rules and the listing read) in one, its data (JSON, never pickled)
         in the other, so that Redis never decodes conversation data. A
-        conversation is written whole by one script, so a reader sees the
-        old version or the new one. Expiry is native: the namespace's keys
-        expire a little after its last conversation, and the store's clock
-        decides each conversation's own expiry: a conversation whose
+        conversation is written whole by one atomic call (a script or a
+        transaction), so a reader sees the old version or the new one.
+        Expiry is native: the namespace's keys expire a little after its
+        last conversation, and the store's clock decides each
+        conversation's own expiry: a conversation whose
         :attr:`~.ConversationRecord.expires_at` has passed is gone, and the
         next commit in its namespace removes it.
     -   **A lock per stack** (keyed by the root's id) that works across
-        processes: a field of the namespace's metadata holding a random
-        owner token and a lease of ``lock_lease`` seconds of Redis's own
-        clock, so a crashed worker's lock runs out; released only by its
-        owner. A commit whose lease ran out (whether or not another request
-        took the lock since) writes nothing and fails with
+        processes: a key holding a random owner token that expires after
+        ``lock_lease`` seconds of Redis's own clock, so a crashed worker's
+        lock runs out; released only by its owner. A commit whose lease ran
+        out (whether or not another request took the lock since) writes
+        nothing and fails with
         :exc:`~flask_conversation.ConversationStoreError`. A request that
         waits for a lock asks again after growing pauses
         (:func:`~.locks.lock_retries`).
     -   **Two round trips** for a request that uses a conversation: one
-        script call locks the stack and loads its chain (:meth:`acquire`),
-        one applies the commit rules, writes and unlocks (:meth:`commit`).
-        A request that does not use a conversation makes none. The first
-        call also brings the namespace's metadata while it holds at most
+        locks the stack and loads its chain (:meth:`acquire`), one applies
+        the commit rules, writes and unlocks (:meth:`commit`). A request
+        that does not use a conversation makes none. The first also brings
+        the namespace's metadata while it holds at most
         :attr:`listing_limit` conversations, so a page that lists them (a
         sidebar calling ``conversations()``) makes no third.
+    -   **No script on the usual request**: a stack whose chain the process
+        knows is locked, watched and loaded with plain commands, and a
+        commit that only renews it is a ``MULTI``/``EXEC`` transaction
+        that ``WATCH`` voids if the lease ran out or the namespace changed;
+        the commit script then decides, on the same connection (see
+        :mod:`.watched`). Everything else runs the scripts in ``lua/``.
     -   **Little work in Redis**: a commit that renews or adds
         conversations, where nothing can have expired and everything fits
         ``CONVERSATION_MAX_COUNT``, writes them without reading the
@@ -77,13 +87,13 @@ class RedisStore(ConversationStore):
         commit saves past them.
     -   **Redis Cluster**: every key of a namespace carries the same hash
         tag and every script names its keys, so a namespace lives in one
-        slot and the scripts work unchanged with
-        :class:`redis.cluster.RedisCluster`. The namespaces are spread over
+        slot, served by one node: the scripts and the transactions work
+        unchanged with :class:`redis.cluster.RedisCluster`. The namespaces are spread over
         :data:`~.keys.SHARDS` tags, and so over the cluster's nodes.
     -   **Outages**: every Redis error becomes
         :exc:`~flask_conversation.ConversationStoreError` (503 with
-        ``Retry-After``). Each write is one script, which Redis runs
-        atomically, so nothing is ever half written; the next request after
+        ``Retry-After``). Each write is one script or one transaction,
+        which Redis runs atomically, so nothing is ever half written; the next request after
         Redis is back works normally.
 
     Expired conversations are reported (``conversation_destroyed`` with
@@ -131,6 +141,7 @@ class RedisStore(ConversationStore):
         self.lock_lease = lock_lease
         self._lease_ms = math.ceil(lock_lease * 1000)
         self._scripts = Scripts(client)
+        self._watched = WatchedPath(client, self._scripts, self._lease_ms, self.listing_limit)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: t.Any) -> RedisStore:
@@ -178,6 +189,7 @@ class RedisStore(ConversationStore):
                 token,
                 self._lease_ms,
                 self.listing_limit,
+                keys.locks,
             ],
         )
 
@@ -272,8 +284,10 @@ class RedisStore(ConversationStore):
         self._unlock(namespace, {root_id: token})
 
     def _unlock(self, namespace: str, locks: dict[str, str]) -> None:
-        args = [v for pair in locks.items() for v in pair]
-        self._call(self._scripts.unlock, keys=[self.keys(namespace).meta], args=args)
+        locks = self._call(self._watched.unlock, namespace, locks)
+        if locks:
+            keys, args = unlock_call(self.keys(namespace), locks)
+            self._call(self._scripts.unlock, keys=keys, args=args)
 
     def namespaces(self) -> dict[str, int]:
         """Every namespace with its number of live records, read from the
@@ -299,13 +313,18 @@ class RedisStore(ConversationStore):
     # -- composite operations --------------------------------------------------
 
     def load_chain(self, namespace: str, cid: str) -> list[ConversationRecord] | None:
-        """The chain from the root down to ``cid`` in one script call that
-        locks nothing, or ``None`` if a link is missing or expired by the
-        store's clock.
+        """The chain from the root down to ``cid`` in one call that locks
+        nothing (two ``HMGET`` for a chain the process knows, else a
+        script), or ``None`` if a link is missing or expired by the store's
+        clock.
 
         :param namespace: the namespace to look in.
         :param cid: the conversation id.
         """
+        keys = self.keys(namespace)
+        chain = self._call(self._watched.read, keys, namespace, cid, self.clock())
+        if chain is not None:
+            return t.cast("list[ConversationRecord]", chain)
         rv = self._run_acquire(namespace, cid, Mode.READ, "")
         return codec.chain(namespace, rv[2], rv[3:]) if rv[0] == Reply.FOUND else None
 
@@ -336,6 +355,12 @@ class RedisStore(ConversationStore):
 
     def _acquire(self, namespace: str, cid: str, timeout: float, mode: Mode) -> Acquired | None:
         token = secrets.token_hex(16)
+        if mode is Mode.ACQUIRE:
+            acquired: Acquired | None = self._call(
+                self._watched.acquire, self.keys(namespace), namespace, cid, token, self.clock()
+            )
+            if acquired is not None:
+                return acquired
         for _ in lock_retries(timeout):
             rv = self._run_acquire(namespace, cid, mode, token)
             status = rv[0]
@@ -348,6 +373,7 @@ class RedisStore(ConversationStore):
                 if not chain:
                     self._unlock(namespace, {cid: token})
                     return None
+                self._watched.chains.remember(namespace, tuple(r.id for r in chain))
                 listing = functools.partial(codec.listing, rv[2]) if rv[1] else None
                 return Acquired(chain[0].id, token, chain, listing)
         raise BusyConversation()
@@ -369,33 +395,12 @@ class RedisStore(ConversationStore):
             if batch.unlock:
                 self._unlock(namespace, batch.unlock)
             return []
-        keys = self.keys(namespace)
-        saves = batch.saves
-        expiries = [r.expires_at for r in saves]
-        args: list[t.Any] = [
-            repr(float(self.clock())),
-            namespace,
-            batch.max_count,
-            repr(min(expiries)) if saves else "",
-            repr(max(expiries)) if saves else "",
-            "1" if batch.clear else "",
-            len(batch.keep_roots),
-            *batch.keep_roots,
-            len(batch.held),
-            *batch.held,
-            len(saves),
-        ]
-        for r in saves:
-            args += (r.id, codec.pack(r))
-        for r in saves:
-            args += (r.id, r.data)
-        args.append(len(batch.deletes))
-        for cid, reason in batch.deletes.items():
-            args += (cid, reason or "")
-        args.append(len(batch.unlock))
-        for pair in batch.unlock.items():
-            args += pair
-        rv = self._call(self._scripts.commit, keys=[keys.meta, keys.data, keys.registry], args=args)
+        now = self.clock()
+        rv = self._call(self._watched.commit, namespace, batch, now)
+        self._watched.chains.learn(namespace, batch.saves)
+        if rv is None:
+            keys, args = commit_call(self.keys(namespace), namespace, batch, now)
+            rv = self._call(self._scripts.commit, keys=keys, args=args)
         if rv[0] != Reply.COMMITTED:
             raise ConversationStoreError(
                 f"The lock of stack {codec.text(rv[1])!r} expired before the request"

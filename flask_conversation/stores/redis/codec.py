@@ -107,6 +107,34 @@ def chain(
     return rv
 
 
+def checked_chain(
+    namespace: str,
+    ids: t.Sequence[str],
+    metas: t.Sequence[t.Any],
+    datas: t.Sequence[t.Any],
+    now: float,
+) -> list[ConversationRecord] | None:
+    """The records of the chain ``ids`` from their metadata and data read
+    field by field, or ``None`` unless every link is there, live and the
+    child of the one before, as ``acquire.lua`` follows a chain.
+
+    :param namespace: the namespace they were read in.
+    :param ids: the chain's ids, root first.
+    :param metas: their metadata, in the same order.
+    :param datas: their data, in the same order.
+    :param now: the store's clock.
+    """
+    rv: list[ConversationRecord] = []
+    for cid, meta, data in zip(ids, metas, datas, strict=True):
+        if meta is None or data is None:
+            return None
+        record = unpack(namespace, cid, meta, data)
+        if record.expires_at <= now or record.parent_id != (rv[-1].id if rv else None):
+            return None
+        rv.append(record)
+    return rv
+
+
 def listing(flat: t.Sequence[t.Any], now: float) -> list[ConversationInfo]:
     """The live conversations of a metadata hash, summarized.
 

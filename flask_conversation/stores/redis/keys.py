@@ -4,8 +4,10 @@ Every key of a namespace carries the same hash tag, so that a namespace
 lives in one slot of a Redis Cluster and one script may touch all of them::
 
     <prefix>{<shard>}:<ns>:m      metadata hash: cid -> metadata (text),
-                                  plus "~" fields: header and stack locks
+                                  plus the "~" fields of the header
     <prefix>{<shard>}:<ns>:d      data hash: cid -> serialized data
+    <prefix>{<shard>}:<ns>:l:<root>  the lock of a stack: the owner's random
+                                  token, expiring with the lease
     <prefix>{<shard>}:namespaces  the shard's namespaces (sorted set), each
                                   scored by when its keys expire
 
@@ -26,12 +28,13 @@ are:
     the time up to which the namespace's keys are kept, which is also its
     score in the registry; moved only when a commit saves past it;
 ``~h``
-    present while a lock keeps the keys longer than ``~x`` (its lease
-    outlasts the conversations), so that the commit that releases it gives
-    the keys back their own time;
-``~l<root>``
-    the lock of one stack: ``<owner token> <deadline>``, the deadline in
-    milliseconds of Redis's own clock.
+    the roots (space-separated) whose locks keep the keys longer than
+    ``~x`` (a lease outlasts the conversations), so that the commit that
+    releases the last of them gives the keys back their own time.
+
+A stack's lock is a key of its own rather than a field, so that its lease
+is Redis's native expiry: a lock whose lease ran out is simply gone, and a
+client that watches it (``WATCH``) learns that it was lost.
 """
 
 from __future__ import annotations
@@ -50,10 +53,9 @@ HEADER = "~"
 EARLIEST = "~e"
 #: The metadata field of the time the namespace's keys are kept until.
 KEEP = "~x"
-#: The metadata field present while a lock keeps the keys longer than KEEP.
+#: The metadata field listing the roots whose locks keep the keys longer
+#: than KEEP.
 HOLD = "~h"
-#: The start of the metadata field of a stack's lock; the root id follows.
-LOCK = "~l"
 
 
 def shard_tag(namespace: str) -> str:
@@ -83,12 +85,22 @@ class NamespaceKeys:
     :param meta: the metadata hash.
     :param data: the data hash.
     :param registry: the sorted set of the namespaces of its shard.
+    :param locks: the start of the key of a stack's lock; the root's id
+        follows (:meth:`lock`).
     """
 
     base: str
     meta: str
     data: str
     registry: str
+    locks: str
+
+    def lock(self, root_id: str) -> str:
+        """The key of the lock of the stack whose root is ``root_id``.
+
+        :param root_id: the stack's root.
+        """
+        return f"{self.locks}{root_id}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -101,7 +113,7 @@ def namespace_keys(prefix: str, namespace: str) -> NamespaceKeys:
     """
     tag = f"{prefix}{{{shard_tag(namespace)}}}:"
     base = f"{tag}{escape(namespace)}:"
-    return NamespaceKeys(base, f"{base}m", f"{base}d", f"{tag}namespaces")
+    return NamespaceKeys(base, f"{base}m", f"{base}d", f"{tag}namespaces", f"{base}l:")
 
 
 def registry_key(prefix: str, shard: int) -> str:

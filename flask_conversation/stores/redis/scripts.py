@@ -68,7 +68,7 @@ def source(name: str) -> str:
     """
     constants = [f"local {r.name} = {r.value}" for r in Reply]
     constants += [f"local MODE_{m.name} = '{m.value}'" for m in Mode]
-    fields = {"EARLIEST": keys.EARLIEST, "KEEP": keys.KEEP, "HOLD": keys.HOLD, "LOCK": keys.LOCK}
+    fields = {"EARLIEST": keys.EARLIEST, "KEEP": keys.KEEP, "HOLD": keys.HOLD}
     constants += [f"local {name} = '{value}'" for name, value in fields.items()]
     return "\n".join([*constants, _read("common"), _read(name)])
 

@@ -13,10 +13,14 @@
 -- ARGV[5]  the lease of a lock, milliseconds of Redis time
 -- ARGV[6]  send the namespace's metadata along while it holds at most this
 --          many conversations
+-- ARGV[7]  the start of a stack lock's key; the root's id follows. The root
+--          is found here, so its lock key cannot be in KEYS; it carries the
+--          namespace's hash tag, so it lives in the same slot.
 --
 -- Returns
 --   {MISSING}   no live conversation ARGV[1] (nothing was locked)
---   {BUSY}      another owner holds the stack's lock
+--   {BUSY}      another owner holds the stack's lock (a lock that ARGV[4]
+--               holds already counts as taken)
 --   {LOCKED}    LOCK mode, or CLAIM of a missing cid: the lock is taken
 --   {FOUND, whole, metadata, id, data, id, data, ...}
 --               the chain, root first; metadata is a flat cid/metadata array:
@@ -26,19 +30,17 @@
 
 local meta_key, data_key = KEYS[1], KEYS[2]
 local cid, now, mode, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local lease, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
+local lease, limit, lock_prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 
--- Take the lock of stack root; false if a live lease of another owner has it.
+-- Take the lock of stack root; false if a live lease of another owner has
+-- it. Its key expires with the lease, so a crashed owner's lock runs out.
 local function lock(root, keep)
-  local ms = millis()
-  local field, value = LOCK .. root, string.format('%s %d', token, ms + lease)
-  if redis.call('HSETNX', meta_key, field, value) == 0 then
-    local held = redis.call('HGET', meta_key, field)
-    if tonumber(string.match(held, ' (%S+)$')) > ms then return false end
-    redis.call('HSET', meta_key, field, value)
+  local key = lock_prefix .. root
+  if not redis.call('SET', key, token, 'NX', 'PX', lease) and not owns(key, token) then
+    return false
   end
   -- A conversation never expires while a request holds it.
-  hold(meta_key, data_key, keep, now, lease)
+  hold(meta_key, data_key, keep, now, lease, root)
   return true
 end
 

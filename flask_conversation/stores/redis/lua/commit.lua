@@ -11,13 +11,15 @@
 -- KEYS[1]  the namespace's metadata hash
 -- KEYS[2]  the namespace's data hash
 -- KEYS[3]  the namespace registry of the namespace's shard
+-- KEYS[4...] the keys of the locks to release, in the order of the unlocks
 -- ARGV[1]  now, by the store's clock (seconds)
 -- ARGV[2]  the namespace, as the registry lists it
 -- ARGV[3]  max_count
 -- ARGV[4]  the earliest expiry of the saves ("" without saves)
 -- ARGV[5]  the latest expiry of the saves ("" without saves)
 -- ARGV[6]  "1" to clear the namespace first (end_all), else ""
--- ARGV[7...] counted lists, each a count n then its items:
+-- ARGV[7]  the start of a stack lock's key (see acquire.lua)
+-- ARGV[8...] counted lists, each a count n then its items:
 --          keep roots: root...
 --          held roots: root... (stacks the request read under their locks:
 --            one that is gone was removed by another request meanwhile,
@@ -37,11 +39,12 @@
 local meta_key, data_key, registry = KEYS[1], KEYS[2], KEYS[3]
 local now, namespace, max_count = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local low, high, clear = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
+local lock_prefix = ARGV[7]
 
 -- Where each list starts in ARGV, and its length: the items are read in
 -- place, so that the common commit builds no tables.
-local keeps_at = 8
-local keeps_n = tonumber(ARGV[7])
+local keeps_at = 9
+local keeps_n = tonumber(ARGV[8])
 local helds_n = tonumber(ARGV[keeps_at + keeps_n])
 local helds_at = keeps_at + keeps_n + 1
 local saves_n = tonumber(ARGV[helds_at + helds_n])
@@ -60,29 +63,27 @@ local function slices(command, key, list, first, last)
   end
 end
 
--- One read for the header, the locks, whether each save exists and
--- whether each held stack is still there.
+-- One read for the header, whether each save exists and whether each
+-- held stack is still there.
 local fields = {EARLIEST, KEEP, HOLD}
-for i = unlocks_at, unlocks_at + 2 * unlocks_n - 1, 2 do fields[#fields + 1] = LOCK .. ARGV[i] end
 for i = metas_at, datas_at - 1, 2 do fields[#fields + 1] = ARGV[i] end
 for i = helds_at, helds_at + helds_n - 1 do fields[#fields + 1] = ARGV[i] end
 local got = redis.call('HMGET', meta_key, unpack(fields))
 local earliest, keep, holding = tonumber(got[1]), tonumber(got[2]), got[3]
+-- After the header, got[HEAD + j] tells whether save j exists and
+-- got[HEAD + saves_n + j] whether held stack j is still there.
+local HEAD = 3
 
 local held, lost = {}, nil
-if unlocks_n > 0 then
-  local ms = millis()
-  for j = 1, unlocks_n do
-    local root = ARGV[unlocks_at + 2 * j - 2]
-    if owns(got[3 + j], ARGV[unlocks_at + 2 * j - 1], ms) then
-      held[#held + 1] = LOCK .. root
-    else
-      lost = lost or root
-    end
+for j = 1, unlocks_n do
+  if owns(KEYS[3 + j], ARGV[unlocks_at + 2 * j - 1]) then
+    held[#held + 1] = KEYS[3 + j]
+  else
+    lost = lost or ARGV[unlocks_at + 2 * j - 2]
   end
 end
 if lost then
-  if #held > 0 then slices('HDEL', meta_key, held, 1, #held) end
+  if #held > 0 then redis.call('DEL', unpack(held)) end
   return {LEASE_LOST, lost}
 end
 
@@ -129,22 +130,24 @@ local function write(kept, new_earliest, new_high)
   end
   if #extra > 0 then redis.call('HSET', meta_key, unpack(extra)) end
   if until_ then extend(meta_key, data_key, registry, namespace, keep, until_, now) end
-  if #held > 0 then slices('HDEL', meta_key, held, 1, #held) end
-  if holding and new_high ~= nil then unhold(meta_key, data_key, until_ or keep, now) end
+  if #held > 0 then redis.call('DEL', unpack(held)) end
+  if holding and new_high ~= nil then
+    unhold(meta_key, data_key, until_ or keep, now, lock_prefix, holding)
+  end
 end
 
 -- The shortcut (rules.only_saves): nothing to delete or clear, every held
 -- stack still there, nothing expired, everything fits.
 local all_held = true
 for j = 1, helds_n do
-  if not got[3 + unlocks_n + saves_n + j] then all_held = false end
+  if not got[HEAD + saves_n + j] then all_held = false end
 end
 if deletes_n == 0 and not clear and all_held and saves_n > 0 then
   local before = redis.call('HLEN', data_key)
   if before == 0 or (earliest and earliest > now) then
     local count = before
     for j = 1, saves_n do
-      if not got[3 + unlocks_n + j] then count = count + 1 end
+      if not got[HEAD + j] then count = count + 1 end
     end
     if count <= max_count then
       -- Renewing moves expiries later: the bound stays a bound.

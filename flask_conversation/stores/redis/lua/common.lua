@@ -11,10 +11,12 @@
 --   ~e         a time no conversation of the namespace expires before
 --   ~x         the time up to which the namespace's keys are kept, and its
 --              score in the namespace registry
---   ~h         present while a lock keeps the keys longer than ~x
---   ~l<root>   the lock of a stack: "<owner token> <deadline, ms of Redis time>"
+--   ~h         the roots whose locks keep the keys longer than ~x
+--
+-- A stack's lock is a key of its own, next to the hashes (same hash tag):
+-- <lock prefix><root>, holding the owner's token, expiring with the lease.
 
--- (EARLIEST, KEEP, HOLD and LOCK name these fields: see scripts.py.)
+-- (EARLIEST, KEEP and HOLD name these fields: see scripts.py.)
 -- The byte every non-conversation field starts with.
 local TILDE = string.byte('~')
 -- Namespace keys outlive their last conversation by this much at most
@@ -36,45 +38,46 @@ local function link_of(meta)
   return tonumber(x), p
 end
 
--- Milliseconds of Redis time: leases never use the store's clock.
-local function millis()
-  local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+-- Whether the lock key of a stack still holds token: a lock whose lease ran
+-- out is gone (native expiry), so an owner whose lease ran out finds
+-- nothing and owns nothing.
+local function owns(lock_key, token)
+  return redis.call('GET', lock_key) == token
 end
 
--- Whether a lock value is held by token and its lease has not run out.
-local function owns(value, token, ms)
-  if not value or string.sub(value, 1, #token) ~= token then return false end
-  return tonumber(string.sub(value, #token + 2)) > ms
-end
-
--- Keep the namespace's keys for at least ms milliseconds (a lease) without
--- moving what it is registered with: only a commit does that.
-local function hold(meta_key, data_key, keep, now, ms)
+-- Keep the namespace's keys for at least ms milliseconds (a lease) while
+-- the lock of stack root holds them, without moving what the namespace is
+-- registered with: only a commit does that. HOLD lists the roots whose
+-- locks keep the keys.
+local function hold(meta_key, data_key, keep, now, ms, root)
   if not keep or tonumber(keep) < now + ms / 1000 then
     for _, key in ipairs({meta_key, data_key}) do
       if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
     end
-    -- So that the commit gives the keys back their own time.
-    redis.call('HSET', meta_key, HOLD, '1')
+    local roots = redis.call('HGET', meta_key, HOLD)
+    redis.call('HSET', meta_key, HOLD, roots and (roots .. ' ' .. root) or root)
   end
 end
 
 -- Once a commit released its locks: keep the keys only as long as their
--- conversations (until keep) and the locks still held need, no longer
--- than a lock's hold made them live.
-local function unhold(meta_key, data_key, keep, now)
+-- conversations (until keep) and the locks still listed in holding need,
+-- no longer than a lock's hold made them live. The locks' keys start with
+-- lock_prefix (the namespace's hash tag: the same slot).
+local function unhold(meta_key, data_key, keep, now, lock_prefix, holding)
   local need = keep and math.ceil((keep - now) * 1000) or 0
-  local ms, held = millis(), false
-  local flat = redis.call('HGETALL', meta_key)
-  for i = 1, #flat, 2 do
-    if string.sub(flat[i], 1, #LOCK) == LOCK then
-      local left = tonumber(string.match(flat[i + 1], ' (%S+)$')) - ms
-      if left > 0 then held = true end
+  local still = {}
+  for root in string.gmatch(holding, '%S+') do
+    local left = redis.call('PTTL', lock_prefix .. root)
+    if left > 0 then
+      still[#still + 1] = root
       if left > need then need = left end
     end
   end
-  if not held then redis.call('HDEL', meta_key, HOLD) end
+  if #still == 0 then
+    redis.call('HDEL', meta_key, HOLD)
+  else
+    redis.call('HSET', meta_key, HOLD, table.concat(still, ' '))
+  end
   if need > 0 and redis.call('PTTL', meta_key) > need then
     redis.call('PEXPIRE', meta_key, need)
     redis.call('PEXPIRE', data_key, need)
