@@ -100,7 +100,16 @@ class SessionStore(ConversationStore):
 
     def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
         # What the default does for a store that is not shared (look up the
-        # chain, then lock its root), reading the session once.
+        # chain, then lock its root), reading the session once; a subclass
+        # that changes how records are loaded or locked gets the default,
+        # which goes through its methods.
+        kind = type(self)
+        if (
+            kind.load is not SessionStore.load
+            or kind.lock is not SessionStore.lock
+            or kind.load_chain is not ConversationStore.load_chain
+        ):
+            return super().acquire(namespace, cid, timeout)
         stored = self._stored(namespace)
         now = self.clock()
         chain: list[ConversationRecord] = []
