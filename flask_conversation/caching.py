@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import typing as t
 
+#: The ``Cache-Control`` value of a response that only the user may cache.
+PRIVATE = "private"
+
 if t.TYPE_CHECKING:  # pragma: no cover
     from werkzeug.wrappers import Response
 
@@ -22,7 +25,11 @@ def mark_private(response: Response, header: str, cid_source: CidSource | None) 
     :param header: ``CONVERSATION_HEADER``.
     :param cid_source: where the request's cid came from, if it named one.
     """
-    if "Cache-Control" not in response.headers:
-        response.cache_control.private = True
+    headers = response.headers
+    if "Cache-Control" not in headers:
+        # What ``response.cache_control.private = True`` writes into a
+        # response without the header, without parsing and building it,
+        # and added: there is none to replace.
+        headers.add("Cache-Control", PRIVATE)
     if cid_source == "header":
         response.vary.add(header)

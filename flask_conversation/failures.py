@@ -5,7 +5,6 @@ store's exception, once per request.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import typing as t
 
@@ -26,18 +25,14 @@ class StoreFailureLog:
         self.store_name = store_name
         self._logged = False
 
-    @contextlib.contextmanager
-    def reporting(self, during: str) -> t.Iterator[None]:
-        """Log a :exc:`~flask_conversation.ConversationStoreError` raised in
-        the block, then let it go on to the client as a 503.
+    def reporting(self, during: str) -> _Reporting:
+        """A context manager that logs a
+        :exc:`~flask_conversation.ConversationStoreError` raised in the
+        block, then lets it go on to the client as a 503.
 
         :param during: what the request was doing, for the message.
         """
-        try:
-            yield
-        except ConversationStoreError as e:
-            self.log(e, during)
-            raise
+        return _Reporting(self, during)
 
     def log(self, error: BaseException, during: str) -> None:
         """Log ``error``, unless a failure of this request was logged.
@@ -55,3 +50,23 @@ class StoreFailureLog:
             error,
             exc_info=error,
         )
+
+
+class _Reporting:
+    # A class rather than a generator-based context manager: it wraps every
+    # store call of every request, and costs a fraction of one.
+    __slots__ = ("_log", "_during")
+
+    def __init__(self, log: StoreFailureLog, during: str) -> None:
+        self._log = log
+        self._during = during
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: t.Any
+    ) -> None:
+        # Returns None, so never swallows: the error goes on to the client.
+        if isinstance(error, ConversationStoreError):
+            self._log.log(error, self._during)

@@ -47,11 +47,21 @@ class ConversationSerializer(TaggedJSONSerializer):
     .. versionadded:: 0.1
     """
 
-    __slots__ = ()
+    __slots__ = ("_plain_safe",)
 
     def __init__(self) -> None:
         super().__init__()
+        #: ``(len(self.order), default_tags_only(self))``: tags are only
+        #: ever added, so the answer holds while the length does.
+        self._plain_safe = (-1, False)
         self.register(_RejectNonStringKeys, index=0)
+
+    def _default_tags_only(self) -> bool:
+        count, safe = self._plain_safe
+        if count != len(self.order):
+            safe = default_tags_only(self)
+            self._plain_safe = (len(self.order), safe)
+        return safe
 
     def dumps(self, value: t.Any) -> str:
         """Serialize ``value`` to compact JSON text.
@@ -60,7 +70,7 @@ class ConversationSerializer(TaggedJSONSerializer):
         :raise TypeError: a value of a type JSON does not carry.
         :raise ValueError: ``NaN`` or infinity.
         """
-        if not (default_tags_only(self) and is_plain(value, self.tags)):
+        if not (self._default_tags_only() and is_plain(value, self.tags)):
             value = self.tag(value)
         return _ENCODER.encode(value)
 
@@ -70,7 +80,7 @@ class ConversationSerializer(TaggedJSONSerializer):
         :param value: the JSON text.
         """
         data = json.loads(value)
-        if default_tags_only(self) and '" ' not in value and '"\\u0020' not in value:
+        if self._default_tags_only() and '" ' not in value and '"\\u0020' not in value:
             # Every default tag's key starts with a space, and no string of
             # the text does: there is nothing to untag, so skip the walk.
             return data

@@ -113,3 +113,23 @@ def test_namespace_from_a_header_is_private(app: Flask) -> None:
     # Nobody: nothing that depends on a user.
     rv = client.get("/mine")
     assert rv.json == [] and "Cache-Control" not in rv.headers
+
+
+def test_private_header_is_what_cache_control_writes() -> None:
+    """The header written directly is the one werkzeug's ``cache_control``
+    writes into a response without ``Cache-Control``, and a view's own
+    value is kept as it is.
+    """
+    from flask_conversation.caching import mark_private
+
+    for kwargs in ({}, {"headers": {"Vary": "Accept"}}, {"status": 302}):
+        fast = Response("x", **kwargs)  # type: ignore[arg-type]
+        slow = Response("x", **kwargs)  # type: ignore[arg-type]
+        mark_private(fast, "X-Conversation-Id", "query")
+        slow.cache_control.private = True
+        assert fast.headers.getlist("Cache-Control") == slow.headers.getlist("Cache-Control")
+        assert fast.cache_control.private is True
+    own = Response("x", headers={"Cache-Control": "no-store"})
+    mark_private(own, "X-Conversation-Id", "header")
+    assert own.headers.getlist("Cache-Control") == ["no-store"]
+    assert own.headers["Vary"] == "X-Conversation-Id"

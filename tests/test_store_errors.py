@@ -94,6 +94,25 @@ def test_store_error_message() -> None:
     assert "backend unreachable" in str(ConversationStoreError("backend unreachable"))
 
 
+def test_failure_reporting_logs_once_and_swallows_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from flask_conversation.failures import StoreFailureLog
+
+    log = StoreFailureLog("SomeStore")
+    with log.reporting("doing nothing"):
+        pass
+    with pytest.raises(KeyError), log.reporting("reading"):
+        raise KeyError("not a store failure")
+    assert not caplog.records
+    for during in ("loading", "committing"):
+        with pytest.raises(ConversationStoreError), log.reporting(during):
+            raise ConversationStoreError("down")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"The conversation store (SomeStore) failed while loading: {ConversationStoreError('down')}"
+    ]
+
+
 @pytest.mark.parametrize("server_kind", ["redis", "postgres"])
 def test_the_app_answers_503_and_recovers(server_kind: str, request: pytest.FixtureRequest) -> None:
     """The store's server stopped between requests: a request that uses

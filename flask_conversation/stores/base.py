@@ -30,6 +30,10 @@ from .records import ConversationRecord
 from .records import Destroyed
 from .rules import plan_commit
 
+#: The longest chain :meth:`ConversationStore.load_chain` follows: a
+#: longer one can only come from a cycle of tampered parent ids.
+MAX_CHAIN = 1024
+
 
 def system_clock() -> float:
     """The default clock: seconds since the epoch. Looked up at each call
@@ -200,7 +204,7 @@ class ConversationStore:
         next_id: str | None = cid
         while next_id is not None:
             record = self.load(namespace, next_id)
-            if record is None or record.expires_at <= now or len(chain) > 1024:
+            if record is None or record.expires_at <= now or len(chain) > MAX_CHAIN:
                 return None
             chain.append(record)
             next_id = record.parent_id

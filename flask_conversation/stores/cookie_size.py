@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import typing as t
 
-from flask import current_app
 from flask import Flask
 from flask import session
 from flask.json.provider import DefaultJSONProvider
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SessionMixin
 from werkzeug.http import dump_cookie
 
 from ..errors import ConversationError
@@ -37,35 +37,40 @@ class CookieGuard:
         self._cookie_overheads: Lengths = {}
         self._signature_lengths: Lengths = {}
 
-    def check(self, key: str, value: dict[str, t.Any]) -> None:
+    def check(
+        self, app: Flask, current: SessionMixin, key: str, value: dict[str, t.Any]
+    ) -> None:
         """Refuse to store ``value`` under ``key`` of the current session if
         the session cookie would grow past ``MAX_COOKIE_SIZE``: a browser
         drops a cookie over its limit without a word, which would lose every
         conversation of the user.
 
+        :param app: the current application.
+        :param current: the current session (not its proxy).
         :param key: the session key.
         :param value: what the session would hold under ``key``.
         :raise ConversationError: the cookie would not fit.
         """
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
         interface = app.session_interface
         if not isinstance(interface, SecureCookieSessionInterface):
             return
         limit = app.config["MAX_COOKIE_SIZE"]
         if not limit or not app.secret_key:
             return
-
-        current = session._get_current_object()  # type: ignore[attr-defined]
-        bound = value_bound(app, interface, current, key, value, self._signature_lengths)
-        if (
-            bound is not None
-            and bound + cookie_overhead(app, interface, self._cookie_overheads) <= limit
+        length = strings_bound(current, key, value) if _stock(interface) else None
+        if length is None:
+            length = json_bound(app, interface, current, key, value)
+        if length is not None and (
+            encoded_length(length)
+            + signature_length(app, interface, self._signature_lengths)
+            + cookie_overhead(app, interface, self._cookie_overheads, current)
+            <= limit
         ):
             return
         serializer = interface.get_signing_serializer(app)
         if serializer is None:
             return
-        size = cookie_size(app, interface, serializer.dumps({**session, key: value}))
+        size = cookie_size(app, interface, serializer.dumps({**current, key: value}), current)
         if size > limit:
             raise ConversationError(
                 f"The conversations no longer fit in the session cookie ({size} bytes,"
@@ -82,14 +87,11 @@ Lengths: t.TypeAlias = "dict[t.Any, int]"
 _CACHED_SETTINGS = 64
 
 
-def _cached(cache: Lengths | None, settings: t.Any, measure: t.Callable[[], int]) -> int:
-    length = None if cache is None else cache.get(settings)
-    if length is None:
-        length = measure()
-        if cache is not None:
-            if len(cache) >= _CACHED_SETTINGS:
-                cache.clear()
-            cache[settings] = length
+def _remember(cache: Lengths | None, settings: t.Any, length: int) -> int:
+    if cache is not None:
+        if len(cache) >= _CACHED_SETTINGS:
+            cache.clear()
+        cache[settings] = length
     return length
 
 #: The config keys Flask's own cookie session reads to write the cookie.
@@ -105,15 +107,24 @@ _COOKIE_CONFIG = (
 )
 
 
-def cookie_size(app: Flask, interface: SecureCookieSessionInterface, value: str) -> int:
+def cookie_size(
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    value: str,
+    current: SessionMixin | None = None,
+) -> int:
     """The length of the ``Set-Cookie`` header value Flask writes for the
     session cookie holding ``value``.
+
+    :param current: the session, by default the current one.
     """
+    if current is None:
+        current = session._get_current_object()  # type: ignore[attr-defined]
     return len(
         dump_cookie(
             interface.get_cookie_name(app),
             value,
-            expires=interface.get_expiration_time(app, session),
+            expires=interface.get_expiration_time(app, t.cast(SessionMixin, current)),
             path=interface.get_cookie_path(app),
             domain=interface.get_cookie_domain(app),
             secure=interface.get_cookie_secure(app),
@@ -126,7 +137,10 @@ def cookie_size(app: Flask, interface: SecureCookieSessionInterface, value: str)
 
 
 def cookie_overhead(
-    app: Flask, interface: SecureCookieSessionInterface, cache: Lengths | None = None
+    app: Flask,
+    interface: SecureCookieSessionInterface,
+    cache: Lengths | None = None,
+    current: SessionMixin | None = None,
 ) -> int:
     """The length of the cookie Flask writes, less that of its value, for
     a value that needs no quoting (as the bound's ``"a" * n`` would).
@@ -135,11 +149,18 @@ def cookie_overhead(
     session is permanent (an expiry date always has the same length), so
     it is measured once per such settings; a subclass may build it
     otherwise and is measured every time.
+
+    :param current: the session, by default the current one.
     """
+    if current is None:
+        current = session._get_current_object()  # type: ignore[attr-defined]
     if type(interface) is not SecureCookieSessionInterface:
-        return cookie_size(app, interface, "")
-    settings = (*map(app.config.get, _COOKIE_CONFIG), bool(session.permanent))
-    return _cached(cache, settings, lambda: cookie_size(app, interface, ""))
+        return cookie_size(app, interface, "", current)
+    settings = (*map(app.config.get, _COOKIE_CONFIG), bool(t.cast(SessionMixin, current).permanent))
+    length = None if cache is None else cache.get(settings)
+    if length is None:
+        length = _remember(cache, settings, cookie_size(app, interface, "", current))
+    return length
 
 
 def value_bound(
@@ -165,19 +186,37 @@ def value_bound(
     length = json_bound(app, interface, current, key, all_ns)
     if length is None:
         return None
-    encoded = 1 + (4 * length + 2) // 3
+    return encoded_length(length) + signature_length(app, interface, cache)
 
-    def signature() -> int:
-        serializer = interface.get_signing_serializer(app)
-        assert serializer is not None
-        return len(serializer.make_signer(serializer.salt).sign(b""))
 
+def encoded_length(json_length: int) -> int:
+    """An upper bound of the payload's length in the signed value for JSON
+    of ``json_length`` bytes: unpadded base64 of it, with a ``.`` in front
+    when compressed (only when that makes it shorter).
+
+    :param json_length: the bytes of the JSON.
+    """
+    return 1 + (4 * json_length + 2) // 3
+
+
+def signature_length(
+    app: Flask, interface: SecureCookieSessionInterface, cache: Lengths | None = None
+) -> int:
+    """The length of the signed value less that of its payload, with room
+    for a timestamp that grows by a byte before the real signing.
+
+    :param cache: the lengths measured so far, by digest.
+    """
     # The length of an empty signed value depends only on the digest: the
     # key, its derivation and the salt change the signature's bytes, never
     # its length.
-    length = _cached(cache, interface.digest_method, signature)
-    # Room for a timestamp that grows by a byte before the real signing.
-    return encoded + length + 2
+    digest = interface.digest_method
+    length = None if cache is None else cache.get(digest)
+    if length is None:
+        serializer = interface.get_signing_serializer(app)
+        assert serializer is not None
+        length = _remember(cache, digest, len(serializer.make_signer(serializer.salt).sign(b"")))
+    return length + 2
 
 
 #: Measures JSON as Flask's own JSON provider writes it, at most as long:
@@ -197,6 +236,68 @@ def _json_length(app: Flask, value: t.Any) -> int:
     return len(app.json.dumps(value, separators=(",", ":")).encode())
 
 
+def _stock(interface: SecureCookieSessionInterface) -> bool:
+    # Flask's own signing of Flask's own tagged JSON, with only its own tags.
+    serializer = interface.serializer
+    return (
+        type(interface).get_signing_serializer
+        is SecureCookieSessionInterface.get_signing_serializer
+        and type(serializer) is TaggedJSONSerializer
+        and default_tags_only(serializer)
+    )
+
+
+def strings_bound(
+    current: t.Mapping[str, t.Any], key: str, all_ns: dict[str, t.Any]
+) -> int | None:
+    """An upper bound of the bytes of the JSON of ``current`` holding
+    ``all_ns`` under ``key``, from lengths alone, where everything else the
+    session holds is a string and ``all_ns`` holds the session store's
+    strings; else ``None``. The common session costs a sum, without
+    encoding anything.
+
+    A string's JSON is its quotes and at most six bytes per character
+    (``\\u0001``), twelve outside the BMP (a surrogate pair). Where a
+    string is printable ASCII, as the store's JSON texts are, each of its
+    characters is one byte but a quote or a backslash, which gets one more.
+    Tagging leaves all of it as it is, but a one-key mapping of namespaces
+    or of records whose key looks like a tag, which it wraps (10 more
+    bytes).
+
+    :param current: the session.
+    :param key: the store's session key.
+    :param all_ns: what the session would hold under ``key``.
+    """
+    # The braces, the key in quotes and its colon; each entry below counts
+    # its colon and comma.
+    length = 2 + len(key) + 3 + 10 * (1 + len(all_ns))
+    for k, v in current.items():
+        if k == key:
+            continue
+        if type(v) is not str or type(k) is not str:
+            return None
+        length += _string_bound(k) + _string_bound(v) + 2
+    length += 2
+    for namespace, records in all_ns.items():
+        if type(records) is not dict:
+            return None
+        # Its colon, comma and the braces of its records.
+        length += _string_bound(namespace) + 4
+        for cid, text in records.items():
+            if type(text) is not str:
+                return None
+            length += _string_bound(cid) + _string_bound(text) + 2
+    return length
+
+
+def _string_bound(text: str) -> int:
+    if text.isascii():
+        if text.isprintable():
+            return len(text) + text.count('"') + text.count("\\") + 2
+        return 6 * len(text) + 2
+    return 12 * len(text) + 2
+
+
 def json_bound(
     app: Flask,
     interface: SecureCookieSessionInterface,
@@ -214,14 +315,9 @@ def json_bound(
     more bytes); only the mapping of namespaces and each namespace's
     mapping could be one, since records have more keys.
     """
-    serializer = interface.serializer
-    if (
-        type(interface).get_signing_serializer
-        is not SecureCookieSessionInterface.get_signing_serializer
-        or type(serializer) is not TaggedJSONSerializer
-        or not default_tags_only(serializer)
-    ):
+    if not _stock(interface):
         return None
+    serializer = interface.serializer
     slack = 10 * (1 + len(all_ns))
     rest = dict(current)
     rest.pop(key, None)

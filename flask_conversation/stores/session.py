@@ -5,19 +5,27 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
+from flask import current_app
 from flask import session
+from flask.sessions import SessionMixin
 
+from ..errors import BusyConversation
 from .base import ConversationStore
+from .base import MAX_CHAIN
 from .cookie_size import CookieGuard
 from .locks import LocalLocks
+from .records import Acquired
 from .records import CommitBatch
-from .records import compact_expiry
 from .records import ConversationRecord
 from .records import Destroyed
 from .rules import only_saves
 from .rules import plan_commit
+from .session_format import decode
+from .session_format import encode
+from .session_format import expiry_of
 
-#: The session key holding ``{namespace: {cid: record}}``.
+#: The session key holding ``{namespace: {cid: record}}``, each record a
+#: string (see :mod:`.session_format`).
 SESSION_KEY = "_conversations"
 
 
@@ -64,29 +72,60 @@ class SessionStore(ConversationStore):
         self._cookie_guard = CookieGuard()
 
     @staticmethod
-    def _stored(namespace: str) -> dict[str, t.Any]:
-        all_ns: dict[str, t.Any] = session.get(SESSION_KEY) or {}
-        return all_ns.get(namespace) or {}
+    def _stored(namespace: str, current: SessionMixin | None = None) -> dict[str, t.Any]:
+        if current is None:
+            current = _session()
+        # Anything else than the mappings this store writes (a session
+        # changed by other code) holds no conversation.
+        all_ns = current.get(SESSION_KEY)
+        if type(all_ns) is not dict:
+            return {}
+        stored = all_ns.get(namespace)
+        return stored if type(stored) is dict else {}
 
     def load(self, namespace: str, cid: str) -> ConversationRecord | None:
-        d = self._stored(namespace).get(cid)
-        return None if d is None else ConversationRecord.from_dict(namespace, cid, d)
+        return decode(namespace, cid, self._stored(namespace).get(cid))
 
     def list_namespace(self, namespace: str) -> list[ConversationRecord]:
-        return [
-            ConversationRecord.from_dict(namespace, cid, d)
-            for cid, d in self._stored(namespace).items()
-        ]
+        records = (decode(namespace, cid, text) for cid, text in self._stored(namespace).items())
+        return [r for r in records if r is not None]
 
     def save(self, record: ConversationRecord) -> None:
-        self._write(
-            record.namespace, {**self._stored(record.namespace), record.id: record.to_dict()}
-        )
+        self._write(record.namespace, {**self._stored(record.namespace), record.id: encode(record)})
 
     def delete(self, namespace: str, cid: str) -> None:
         stored = dict(self._stored(namespace))
         if stored.pop(cid, None) is not None:
             self._write(namespace, stored)
+
+    def acquire(self, namespace: str, cid: str, timeout: float) -> Acquired | None:
+        # What the default does for a store that is not shared (look up the
+        # chain, then lock its root), reading the session once; a subclass
+        # that changes how records are loaded or locked gets the default,
+        # which goes through its methods.
+        kind = type(self)
+        if (
+            kind.load is not SessionStore.load
+            or kind.lock is not SessionStore.lock
+            or kind.load_chain is not ConversationStore.load_chain
+        ):
+            return super().acquire(namespace, cid, timeout)
+        stored = self._stored(namespace)
+        now = self.clock()
+        chain: list[ConversationRecord] = []
+        next_id: str | None = cid
+        while next_id is not None:
+            record = decode(namespace, next_id, stored.get(next_id))
+            if record is None or record.expires_at <= now or len(chain) > MAX_CHAIN:
+                return None
+            chain.append(record)
+            next_id = record.parent_id
+        chain.reverse()
+        root_id = chain[0].id
+        token = self._locks.acquire(namespace, root_id, timeout)
+        if token is None:
+            raise BusyConversation()
+        return Acquired(root_id, token, chain)
 
     def lock(self, namespace: str, root_id: str, timeout: float) -> str | None:
         return self._locks.acquire(namespace, root_id, timeout)
@@ -125,37 +164,57 @@ class SessionStore(ConversationStore):
     def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
         # One new mapping, checked against the cookie limit, then assigned:
         # the session is either fully updated or left as it was.
-        stored = self._stored(namespace)
+        current = _session()
+        stored = self._stored(namespace, current)
         now = self.clock()
         if self._only_saves(stored, batch, now):
             # What plan_commit would decide, without rebuilding every
             # record of the namespace to find it out.
             new = dict(stored)
             for record in batch.saves:
-                new[record.id] = record.to_dict()
-            self._write(namespace, new, check_size=True)
+                new[record.id] = encode(record)
+            self._write(namespace, new, check_size=True, current=current)
             return []
-        plan = plan_commit(self.list_namespace(namespace), batch, now)
-        new = {cid: d for cid, d in stored.items() if cid not in plan.delete}
+        listed = self.list_namespace(namespace)
+        plan = plan_commit(listed, batch, now)
+        # Malformed values, which no listing holds, go too.
+        kept = {r.id for r in listed}.difference(plan.delete)
+        new = {cid: text for cid, text in stored.items() if cid in kept}
         for record in plan.save:
-            new[record.id] = record.to_dict()
-        self._write(namespace, new, check_size=True)
+            new[record.id] = encode(record)
+        self._write(namespace, new, check_size=True, current=current)
         return plan.destroyed
 
     @staticmethod
     def _only_saves(stored: dict[str, t.Any], batch: CommitBatch, now: float) -> bool:
-        earliest = min(map(compact_expiry, stored.values()), default=float("inf"))
+        # A malformed value counts as expired: the full rules then run.
+        earliest = min(map(expiry_of, stored.values()), default=float("inf"))
         return only_saves(batch, stored, earliest, now)
 
-    def _write(self, namespace: str, records: dict[str, t.Any], check_size: bool = False) -> None:
-        all_ns = dict(session.get(SESSION_KEY) or {})
+    def _write(
+        self,
+        namespace: str,
+        records: dict[str, t.Any],
+        check_size: bool = False,
+        current: SessionMixin | None = None,
+    ) -> None:
+        if current is None:
+            current = _session()
+        old = current.get(SESSION_KEY)
+        all_ns = dict(old) if type(old) is dict else {}
         if records:
             all_ns[namespace] = records
         else:
             all_ns.pop(namespace, None)
         if check_size:
-            self._cookie_guard.check(SESSION_KEY, all_ns)
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            self._cookie_guard.check(app, current, SESSION_KEY, all_ns)
         if all_ns:
-            session[SESSION_KEY] = all_ns
-        elif SESSION_KEY in session:
-            del session[SESSION_KEY]
+            current[SESSION_KEY] = all_ns
+        elif SESSION_KEY in current:
+            del current[SESSION_KEY]
+
+
+def _session() -> SessionMixin:
+    # The session itself: each use through the proxy would look it up again.
+    return session._get_current_object()  # type: ignore[no-any-return, attr-defined]
