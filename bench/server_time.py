@@ -28,7 +28,7 @@ SCRIPTS = ("evalsha", "eval", "fcall", "evalsha_ro", "eval_ro", "fcall_ro")
 #: own statistics too, like a script's. A script's own calls of these names
 #: (rare on the path measured) are counted twice: that only makes
 #: RedisStore's figure larger.
-SENT = ("set", "watch", "unwatch", "hmget", "hlen", "multi", "exec", *SCRIPTS)
+SENT = ("set", "watch", "unwatch", "hgetall", "hmget", "hlen", "multi", "exec", *SCRIPTS)
 
 
 def _usage(client: t.Any) -> tuple[float, float]:
@@ -37,8 +37,11 @@ def _usage(client: t.Any) -> tuple[float, float]:
     """
     stats = client.info("commandstats")
     usec = {name.removeprefix("cmdstat_"): float(v["usec"]) for name, v in stats.items()}
-    if any(usec.get(name) for name in ("exec", *SCRIPTS)):
+    if usec.get("exec"):
         commands = sum(usec.get(name, 0.0) for name in SENT)
+    elif any(usec.get(name) for name in SCRIPTS):
+        # Only scripts are sent: what the others measure was called from them.
+        commands = sum(usec.get(name, 0.0) for name in SCRIPTS)
     else:
         commands = sum(v for name, v in usec.items() if not name.startswith(("info", "config")))
     cpu = client.info("cpu")
