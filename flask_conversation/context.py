@@ -105,9 +105,7 @@ def get_state() -> RequestState:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         scope = app_scope(app)
         readonly = READONLY_KEY in namespace or _readonly_view(app)
-        state = RequestState(
-            app, scope, scope.store_for(app), scope.settings_for(app), readonly
-        )
+        state = RequestState(app, scope, scope.store_for(app), scope.settings_for(app), readonly)
         setattr(namespace, STATE_KEY, state)
     return state
 

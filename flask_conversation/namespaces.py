@@ -289,9 +289,6 @@ class RequestNamespace:
             return None
         # Sliding, like a permanent session, but rewritten only once half of
         # its lifetime has passed instead of on every request.
-        if (
-            app.config["SESSION_REFRESH_EACH_REQUEST"]
-            and time.time() - signed_at > lifetime / 2
-        ):
+        if app.config["SESSION_REFRESH_EACH_REQUEST"] and time.time() - signed_at > lifetime / 2:
             self._send = True
         return token

@@ -246,9 +246,7 @@ def confirmation() -> str | Response:
     if "reference" not in conversation:
         return redirect(url_for("booking.index"))
     hotel = booked_hotel()
-    return render_template(
-        "confirmation.html", hotel=hotel, booking=dict(conversation), beds=BEDS
-    )
+    return render_template("confirmation.html", hotel=hotel, booking=dict(conversation), beds=BEDS)
 
 
 @bp.post("/booking/cancel")

@@ -37,9 +37,7 @@ class CookieGuard:
         self._cookie_overheads: Lengths = {}
         self._signature_lengths: Lengths = {}
 
-    def check(
-        self, app: Flask, current: SessionMixin, key: str, value: dict[str, t.Any]
-    ) -> None:
+    def check(self, app: Flask, current: SessionMixin, key: str, value: dict[str, t.Any]) -> None:
         """Refuse to store ``value`` under ``key`` of the current session if
         the session cookie would grow past ``MAX_COOKIE_SIZE``: a browser
         drops a cookie over its limit without a word, which would lose every
@@ -93,6 +91,7 @@ def _remember(cache: Lengths | None, settings: t.Any, length: int) -> int:
             cache.clear()
         cache[settings] = length
     return length
+
 
 #: The config keys Flask's own cookie session reads to write the cookie.
 _COOKIE_CONFIG = (
@@ -247,9 +246,7 @@ def _stock(interface: SecureCookieSessionInterface) -> bool:
     )
 
 
-def strings_bound(
-    current: t.Mapping[str, t.Any], key: str, all_ns: dict[str, t.Any]
-) -> int | None:
+def strings_bound(current: t.Mapping[str, t.Any], key: str, all_ns: dict[str, t.Any]) -> int | None:
     """An upper bound of the bytes of the JSON of ``current`` holding
     ``all_ns`` under ``key``, from lengths alone, where everything else the
     session holds is a string and ``all_ns`` holds the session store's
@@ -327,10 +324,5 @@ def json_bound(
         return _json_length(app, rest) + slack
     # The key is plain ASCII: its JSON is the key in quotes.
     return (
-        len(serializer.dumps(rest).encode())
-        + len(key)
-        + 2
-        + _json_length(app, all_ns)
-        + 2
-        + slack
+        len(serializer.dumps(rest).encode()) + len(key) + 2 + _json_length(app, all_ns) + 2 + slack
     )

@@ -74,17 +74,13 @@ class RedisStore(ConversationStore):
         the namespace's metadata while it holds at most
         :attr:`listing_limit` conversations, so a page that lists them (a
         sidebar calling ``conversations()``) makes no third.
-    -   **No script on the usual request**: a stack whose chain the process
-        knows is locked, watched and loaded with plain commands, and a
-        commit that only renews it is a ``MULTI``/``EXEC`` transaction
-        that ``WATCH`` voids if the lease ran out or the namespace changed;
-        the commit script then decides, on the same connection (see
-        :mod:`.watched`). Everything else runs the scripts in ``lua/``.
-    -   **Little work in Redis**: a commit that renews or adds
-        conversations, where nothing can have expired and everything fits
-        ``CONVERSATION_MAX_COUNT``, writes them without reading the
-        namespace; the namespace's expiry and registry move only when a
-        commit saves past them.
+    -   **No script on the usual request**: a known stack is locked,
+        watched and loaded with plain commands, and a renewal committed in
+        a ``MULTI``/``EXEC`` transaction (see :mod:`.watched`); everything
+        else runs the scripts in ``lua/``.
+    -   **Little work in Redis**: a commit that only renews or adds
+        conversations never reads the rest of the namespace, and its
+        expiry and registry move only when a commit saves past them.
     -   **Redis Cluster**: every key of a namespace carries the same hash
         tag and every script names its keys, so a namespace lives in one
         slot, served by one node: the scripts and the transactions work
@@ -96,10 +92,9 @@ class RedisStore(ConversationStore):
         which Redis runs atomically, so nothing is ever half written; the next request after
         Redis is back works normally.
 
-    Expired conversations are reported (``conversation_destroyed`` with
-    reason ``"expired"``) by the next commit in their namespace that
-    removes them; when a whole namespace expired in Redis, nothing is
-    reported.
+    Expired conversations are reported (``conversation_destroyed``,
+    ``"expired"``) by the commit that removes them; a whole namespace that
+    expired in Redis is not reported.
 
     Redis should not evict keys by itself (``maxmemory-policy
     noeviction``): an evicted namespace loses its locks and conversations.

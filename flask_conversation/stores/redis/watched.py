@@ -37,17 +37,16 @@ import functools
 import threading
 import typing as t
 
-import redis.cluster
-import redis.exceptions
-
 from ..records import Acquired
 from ..records import CommitBatch
 from ..records import ConversationRecord
 from . import codec
-from .arguments import Call
 from .arguments import commit_call
 from .arguments import unlock_call
 from .chains import Chains
+from .connections import lend
+from .connections import Lent
+from .connections import REDIRECTS
 from .keys import EARLIEST
 from .keys import HEADER
 from .keys import HOLD
@@ -55,21 +54,6 @@ from .keys import KEEP
 from .keys import NamespaceKeys
 from .scripts import Reply
 from .scripts import Scripts
-
-if t.TYPE_CHECKING:  # pragma: no cover
-    from redis.commands.core import Script
-
-
-@dataclasses.dataclass
-class Lent:
-    """A connection lent by a pool, given back to it when done.
-
-    :param pool: the pool.
-    :param raw: the connection.
-    """
-
-    pool: t.Any
-    raw: t.Any
 
 
 @dataclasses.dataclass
@@ -94,15 +78,6 @@ class Held:
     keep: float | None
     count: int
 
-
-#: What a cluster answers while a slot moves between nodes; the client
-#: itself follows these.
-REDIRECTS = (
-    redis.exceptions.MovedError,
-    redis.exceptions.AskError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ClusterDownError,
-)
 
 #: The header fields the path reads, in this order.
 HEAD = (EARLIEST, KEEP, HOLD)
@@ -133,9 +108,6 @@ class WatchedPath:
 
     def __init__(self, client: t.Any, scripts: Scripts, lease_ms: int, listing_limit: int) -> None:
         self._client = client
-        # A cluster client lends the connections of the node that serves
-        # the namespace's slot.
-        self._cluster = isinstance(client, redis.cluster.RedisCluster)
         self._scripts = scripts
         self._lease_ms = lease_ms
         self._listing_limit = listing_limit
@@ -150,42 +122,6 @@ class WatchedPath:
         self._lock = threading.Lock()
 
     # -- connections -----------------------------------------------------------
-
-    def _lend(self, keys: NamespaceKeys) -> Lent:
-        if self._cluster:
-            node = self._client.get_node_from_key(keys.meta)
-            pool = self._client.get_redis_connection(node).connection_pool
-        else:
-            pool = self._client.connection_pool
-        return Lent(pool, pool.get_connection())
-
-    def _send(self, connection: Lent, commands: list[tuple[t.Any, ...]]) -> list[t.Any]:
-        raw = connection.raw
-        raw.send_packed_command(raw.pack_commands(commands))
-        return [raw.read_response() for _ in commands]
-
-    def _release(self, connection: Lent, broken: bool = False) -> None:
-        if broken:
-            # Replies may be left unread: never lend it out again as is.
-            connection.raw.disconnect()
-        connection.pool.release(connection.raw)
-
-    def _script(self, connection: Lent, script: Script, call: Call, before: list[str]) -> t.Any:
-        """Run ``script`` on ``connection`` after the commands ``before``,
-        in one round trip; through the client if the server lacks it.
-        """
-        keys, args = call
-        commands: list[tuple[t.Any, ...]] = [(command,) for command in before]
-        commands.append(("EVALSHA", script.sha, len(keys), *keys, *args))
-        raw = connection.raw
-        raw.send_packed_command(raw.pack_commands(commands))
-        for _ in before:
-            raw.read_response()
-        try:
-            return raw.read_response()
-        except redis.exceptions.NoScriptError:
-            # Flushed or restarted: the client loads it again.
-            return script(keys=keys, args=args)
 
     # -- acquire ---------------------------------------------------------------
 
@@ -206,7 +142,7 @@ class WatchedPath:
             return None
         lock = keys.lock(ids[0])
         whole = self._listing_limit >= 0 and namespace not in self._large
-        connection = self._lend(keys)
+        connection = lend(self._client, keys.meta)
         try:
             commands: list[tuple[t.Any, ...]] = [
                 ("SET", lock, token, "NX", "PX", self._lease_ms),
@@ -216,14 +152,14 @@ class WatchedPath:
             ]
             if not whole:
                 commands.append(("HLEN", keys.data))
-            locked, _, metas, datas, *rest = self._send(connection, commands)
+            locked, _, metas, datas, *rest = connection.send(commands)
         except REDIRECTS:
             # A cluster moving the slot: nothing was locked, and the
             # scripts, through the client, follow the cluster.
-            self._release(connection, broken=True)
+            connection.release(broken=True)
             return None
         except BaseException:
-            self._release(connection, broken=True)
+            connection.release(broken=True)
             raise
         listing = None
         if whole:
@@ -257,18 +193,17 @@ class WatchedPath:
                 self.chains.forget(namespace, cid)
             try:
                 if locked is not None:
-                    self._script(
-                        connection,
+                    connection.script(
                         self._scripts.unlock,
                         unlock_call(keys, {ids[0]: token}),
                         ["UNWATCH"],
                     )
                 else:
-                    self._send(connection, [("UNWATCH",)])
+                    connection.send([("UNWATCH",)])
             except BaseException:
-                self._release(connection, broken=True)
+                connection.release(broken=True)
                 raise
-            self._release(connection)
+            connection.release()
             return None
         assert chain is not None
         held = Held(keys, ids[0], ids, connection, _number(head[0]), keep, count)
@@ -290,18 +225,16 @@ class WatchedPath:
         ids = self.chains.get(namespace, cid)
         if ids is None:
             return None
-        connection = self._lend(keys)
+        connection = lend(self._client, keys.meta)
         try:
-            metas, datas = self._send(
-                connection, [("HMGET", keys.meta, *ids), ("HMGET", keys.data, *ids)]
-            )
+            metas, datas = connection.send([("HMGET", keys.meta, *ids), ("HMGET", keys.data, *ids)])
         except REDIRECTS:
-            self._release(connection, broken=True)
+            connection.release(broken=True)
             return None
         except BaseException:
-            self._release(connection, broken=True)
+            connection.release(broken=True)
             raise
-        self._release(connection)
+        connection.release()
         chain = codec.checked_chain(namespace, ids, metas, datas, now)
         if chain is None:
             self.chains.forget(namespace, cid)
@@ -333,21 +266,20 @@ class WatchedPath:
         try:
             before = ["UNWATCH"]
             if self._renews_only(first, batch, now):
-                if self._send(connection, self._transaction(first, batch))[-1] is not None:
-                    self._release(connection)
+                if connection.send(self._transaction(first, batch))[-1] is not None:
+                    connection.release()
                     return [Reply.COMMITTED]
                 # Something changed since the load; EXEC dropped the WATCH.
                 before = []
-            rv = self._script(
-                connection,
+            rv = connection.script(
                 self._scripts.commit,
                 commit_call(first.keys, namespace, batch, now),
                 before,
             )
         except BaseException:
-            self._release(connection, broken=True)
+            connection.release(broken=True)
             raise
-        self._release(connection)
+        connection.release()
         return rv
 
     def _renews_only(self, held: Held, batch: CommitBatch, now: float) -> bool:
@@ -398,22 +330,21 @@ class WatchedPath:
             del rest[held.root_id]
             connection = held.connection
             try:
-                self._script(
-                    connection,
+                connection.script(
                     self._scripts.unlock,
                     unlock_call(held.keys, {held.root_id: locks[held.root_id]}),
                     ["UNWATCH"],
                 )
             except BaseException:
-                self._release(connection, broken=True)
+                connection.release(broken=True)
                 raise
-            self._release(connection)
+            connection.release()
         return rest
 
     def _give_back(self, held: Held) -> None:
         try:
-            self._send(held.connection, [("UNWATCH",)])
+            held.connection.send([("UNWATCH",)])
         except BaseException:
-            self._release(held.connection, broken=True)
+            held.connection.release(broken=True)
             raise
-        self._release(held.connection)
+        held.connection.release()

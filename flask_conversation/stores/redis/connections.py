@@ -1,0 +1,95 @@
+"""Connections that :class:`~flask_conversation.stores.RedisStore`'s
+plain-command path (:mod:`.watched`) borrows from a client's pools, and
+the commands and scripts it sends on them, each batch in one round trip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+import redis.cluster
+import redis.exceptions
+
+from .arguments import Call
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from redis.commands.core import Script
+
+#: What a cluster answers while a slot moves between nodes; the client
+#: itself follows these.
+REDIRECTS = (
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+
+
+def lend(client: t.Any, key: str) -> Lent:
+    """A connection to the server that holds ``key``: from the pool of a
+    :class:`redis.Redis` client, or of the node of a
+    :class:`redis.cluster.RedisCluster` that serves the key's slot.
+
+    :param client: the client.
+    :param key: a key of the namespace the connection is for.
+    """
+    if isinstance(client, redis.cluster.RedisCluster):
+        node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+        pool = client.get_redis_connection(node).connection_pool
+    else:
+        pool = client.connection_pool
+    return Lent(pool, pool.get_connection())
+
+
+@dataclasses.dataclass
+class Lent:
+    """A connection lent by a pool, given back to it by :meth:`release`.
+
+    :param pool: the pool.
+    :param raw: the connection.
+    """
+
+    pool: t.Any
+    raw: t.Any
+
+    def send(self, commands: list[tuple[t.Any, ...]]) -> list[t.Any]:
+        """Send ``commands`` at once and read every reply.
+
+        :param commands: the commands, each a tuple of its arguments.
+        :raise redis.exceptions.RedisError: a reply was an error; the
+            replies after it are left unread (:meth:`release` it broken).
+        """
+        self.raw.send_packed_command(self.raw.pack_commands(commands))
+        return [self.raw.read_response() for _ in commands]
+
+    def script(self, script: Script, call: Call, before: list[str]) -> t.Any:
+        """Run ``script`` after the commands ``before`` (each a command
+        without arguments), in one round trip; through the client that
+        registered it if the server lacks it.
+
+        :param script: the registered script.
+        :param call: its keys and arguments.
+        :param before: the commands to send first.
+        """
+        keys, args = call
+        commands: list[tuple[t.Any, ...]] = [(command,) for command in before]
+        commands.append(("EVALSHA", script.sha, len(keys), *keys, *args))
+        self.raw.send_packed_command(self.raw.pack_commands(commands))
+        for _ in before:
+            self.raw.read_response()
+        try:
+            return self.raw.read_response()
+        except redis.exceptions.NoScriptError:
+            # Flushed or restarted: the client loads it again.
+            return script(keys=keys, args=args)
+
+    def release(self, broken: bool = False) -> None:
+        """Give the connection back to its pool.
+
+        :param broken: replies may be left unread: close it first, so that
+            it is never lent out again as it is.
+        """
+        if broken:
+            self.raw.disconnect()
+        self.pool.release(self.raw)
