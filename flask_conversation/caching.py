@@ -32,4 +32,18 @@ def mark_private(response: Response, header: str, cid_source: CidSource | None) 
         # and added: there is none to replace.
         headers.add("Cache-Control", PRIVATE)
     if cid_source == "header":
-        response.vary.add(header)
+        add_vary(response, header)
+
+
+def add_vary(response: Response, name: str) -> None:
+    """Name the request header ``name`` in the response's ``Vary``, as
+    ``response.vary.add(name)`` does, without parsing and rebuilding the
+    header when the response has none yet (the usual case).
+
+    :param response: the response.
+    :param name: a request header the response depends on.
+    """
+    if "Vary" in response.headers:
+        response.vary.add(name)
+    else:
+        response.headers.add("Vary", name)

@@ -37,6 +37,7 @@ from itsdangerous import SignatureExpired
 from itsdangerous import TimestampSigner
 from werkzeug.wrappers import Response
 
+from .caching import add_vary
 from .errors import ConversationError
 from .errors import NoNamespace
 from .errors import NoSecretKey
@@ -225,7 +226,7 @@ class RequestNamespace:
         if self._cookie is None or not self._resolved:
             return
         # The response depends on the cookie that named the namespace.
-        response.vary.add("Cookie")
+        add_vary(response, "Cookie")
         if not self._send or self._value is None:
             return
         self._send = False

@@ -133,3 +133,19 @@ def test_private_header_is_what_cache_control_writes() -> None:
     mark_private(own, "X-Conversation-Id", "header")
     assert own.headers.getlist("Cache-Control") == ["no-store"]
     assert own.headers["Vary"] == "X-Conversation-Id"
+
+
+def test_vary_is_what_werkzeug_writes() -> None:
+    """``add_vary`` writes the ``Vary`` that ``response.vary.add`` writes,
+    with or without a ``Vary`` already there.
+    """
+    from flask_conversation.caching import add_vary
+
+    for existing in (None, "Accept", "Cookie", "Accept, Cookie", "*"):
+        headers = {} if existing is None else {"Vary": existing}
+        fast = Response("x", headers=headers)
+        slow = Response("x", headers=headers)
+        for name in ("Cookie", "X-Conversation-Id"):
+            add_vary(fast, name)
+            slow.vary.add(name)
+            assert fast.headers.getlist("Vary") == slow.headers.getlist("Vary"), existing

@@ -41,10 +41,19 @@ def calls(server: Client, command: str) -> int:
     return sum(int(s[f"cmdstat_{command}"]["calls"]) for s in stats if f"cmdstat_{command}" in s)
 
 
-@pytest.fixture(params=["redis", "redis-cluster"])
+@pytest.fixture(params=["redis", "redis-resp2", "redis-cluster"])
 def server(request: pytest.FixtureRequest) -> Client:
-    fixture = "redis_client" if request.param == "redis" else "redis_cluster_client"
-    return t.cast(Client, request.getfixturevalue(fixture))
+    """A client of an emptied server (replies in RESP3, redis-py's default,
+    or RESP2), or of an emptied cluster.
+    """
+    if request.param == "redis-cluster":
+        return t.cast(Client, request.getfixturevalue("redis_cluster_client"))
+    client = t.cast(redis.Redis, request.getfixturevalue("redis_client"))
+    if request.param == "redis":
+        return client
+    resp2 = t.cast(redis.Redis, request.getfixturevalue("redis_server").client(protocol=2))
+    request.addfinalizer(resp2.close)
+    return resp2
 
 
 def begin(store: RedisStore, record: ConversationRecord) -> None:

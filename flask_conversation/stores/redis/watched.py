@@ -121,8 +121,6 @@ class WatchedPath:
         self._held: dict[str, Held] = {}
         self._lock = threading.Lock()
 
-    # -- connections -----------------------------------------------------------
-
     # -- acquire ---------------------------------------------------------------
 
     def acquire(
@@ -189,7 +187,8 @@ class WatchedPath:
             and keep > now + self._lease_ms / 1000
         )
         if not usable:
-            if locked is not None:
+            if chain is None:
+                # Gone or changed: the scripts decide until they load it.
                 self.chains.forget(namespace, cid)
             try:
                 if locked is not None:
