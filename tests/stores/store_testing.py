@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from conftest import FakeClock
 
+from flask_conversation.stores.base import ConversationStore
+from flask_conversation.stores.memory import MemoryStore
+from flask_conversation.stores.records import CommitBatch
 from flask_conversation.stores.records import ConversationRecord
+from flask_conversation.stores.records import Destroyed
+
+
+class PlanReference(MemoryStore):
+    """A ``MemoryStore`` whose commits take the base class's path:
+    :func:`~flask_conversation.stores.rules.plan_commit` itself, with no
+    shortcut, which the stores' fast paths are held against.
+    """
+
+    def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
+        return ConversationStore.apply_batch(self, namespace, batch)
 
 
 class Records:

@@ -20,12 +20,11 @@ from redis.cluster import RedisCluster
 
 from flask_conversation import BusyConversation
 from flask_conversation import ConversationStoreError
-from flask_conversation.stores.base import ConversationStore
-from flask_conversation.stores.memory import MemoryStore
 from flask_conversation.stores.records import CommitBatch
 from flask_conversation.stores.records import ConversationRecord
 from flask_conversation.stores.records import Destroyed
 from flask_conversation.stores.redis import RedisStore
+from stores.store_testing import PlanReference
 from stores.store_testing import Records
 
 Client: t.TypeAlias = "redis.Redis | RedisCluster"
@@ -261,17 +260,13 @@ def test_the_transaction_decides_as_plan_commit(server: Client) -> None:
     are taken often.
     """
 
-    class Reference(MemoryStore):
-        def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
-            return ConversationStore.apply_batch(self, namespace, batch)
-
     rng = random.Random(11)
     transactions = scripts = 0
     for run in range(20):
         clock = FakeClock(1000.0)
         records = Records(clock, "n")
         ours = RedisStore(server, prefix=f"watched{run}:", clock=clock)
-        reference = Reference(10_000, clock=clock)
+        reference = PlanReference(10_000, clock=clock)
         for step in range(40):
             clock.advance(rng.choice([0.25, 1, 5, 30]))
             root = rng.choice("abcdef")

@@ -29,6 +29,7 @@ from flask_conversation.stores.redis import RedisStore
 from flask_conversation.stores.session import SESSION_KEY
 from flask_conversation.stores.session import SessionStore
 from flask_conversation.testing import ConversationClient
+from stores.store_testing import PlanReference
 
 IDS = [f"c{i}" for i in range(12)]
 
@@ -88,15 +89,11 @@ def kept(store: ConversationStore, namespace: str, now: float) -> list[tuple[str
 
 
 def test_memory_store() -> None:
-    class Reference(MemoryStore):
-        def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
-            return ConversationStore.apply_batch(self, namespace, batch)
-
     rng = random.Random(1)
     for _ in range(100):
         clock = FakeClock(1000.0)
         size = rng.choice([5, 50, 1000])
-        fast, reference = MemoryStore(size, clock=clock), Reference(size, clock=clock)
+        fast, reference = MemoryStore(size, clock=clock), PlanReference(size, clock=clock)
         for _ in range(40):
             clock.advance(rng.choice([0, 1, 5, 30]))
             batch = random_batch(rng, "n", clock.now)
@@ -386,16 +383,12 @@ def test_redis_commit_decides_as_plan_commit(redis_client: t.Any) -> None:
     subtrees, leave survivors and evict stacks.
     """
 
-    class Reference(MemoryStore):
-        def apply_batch(self, namespace: str, batch: CommitBatch) -> Destroyed:
-            return ConversationStore.apply_batch(self, namespace, batch)
-
     rng = random.Random(5)
     shortcut = full = 0
     for run in range(30):
         clock = FakeClock(1000.0)
         redis_store = RedisStore(redis_client, prefix=f"plan{run}:", clock=clock)
-        reference = Reference(10_000, clock=clock)
+        reference = PlanReference(10_000, clock=clock)
         for step in range(40):
             # Time always moves, so that no two stacks tie for eviction.
             clock.advance(rng.choice([0.25, 1, 5, 30]))
