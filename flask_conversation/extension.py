@@ -262,7 +262,10 @@ def _template_context() -> dict[str, t.Any]:
     # A plain value, so that ``cid is none`` and ``cid|tojson`` work. Without
     # a cid in the request nothing is resolved; with one, an unknown cid gives
     # ``None`` here and is reported only where the conversation is used.
-    state = get_state() if request_names_cid() else peek_state()
+    # Outside of a request (a mail rendered by a command) there is none.
+    state = peek_state()
+    if state is None and request_names_cid():
+        state = get_state()
     if state is None:
         return {"cid": None, "conversation": conversation_proxy}
     # Once resolved, templates get the conversation itself: a page uses it

@@ -21,7 +21,11 @@ from .context import get_state
 
 
 def request_names_cid() -> bool:
-    """Whether the current request names a cid, without resolving it."""
+    """Whether the current request names a cid, without resolving it;
+    ``False`` outside of a request.
+    """
+    if not has_request_context():
+        return False
     config = current_app.config
     return (
         read_cid(request, config["CONVERSATION_PARAM"], config["CONVERSATION_HEADER"]) is not None

@@ -210,6 +210,16 @@ def test_template_cid_is_a_plain_value(app: Flask, api: ConversationClient) -> N
     assert api.get("/js").text == f'False "{cid}"'
 
 
+def test_template_rendered_outside_of_a_request(app: Flask) -> None:
+    # A mail rendered by a command or a job: no request, so no cid and an
+    # empty field, and the page's own variables render as usual.
+    with app.app_context():
+        rendered = render_template_string(
+            "{{ cid is none }} [{{ conversation_field() }}] {{ name }}", name="a user"
+        )
+    assert rendered == "True [] a user"
+
+
 def test_template_with_unknown_cid_renders(app: Flask, api: ConversationClient) -> None:
     @app.get("/about")
     def about() -> str:
