@@ -47,6 +47,25 @@ def store_error(e: BaseException) -> ConversationStoreError:
     return ConversationStoreError(f"SQL database: {type(cause).__name__}: {text}")
 
 
+def engine_for(engine: sa.engine.Engine | str | sa.engine.URL) -> sa.engine.Engine:
+    """The engine the store runs on: ``engine`` itself, or one created for
+    a database URL with what the store's transactions need of it.
+
+    :param engine: an engine, or a database URL.
+    """
+    if isinstance(engine, sa.engine.Engine):
+        return engine
+    url = sa.engine.make_url(engine)
+    options: dict[str, t.Any] = {}
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        # Writers from other processes wait for each other this long.
+        options["connect_args"] = {"timeout": 30}
+    elif backend in ("mysql", "mariadb"):
+        options["isolation_level"] = "READ COMMITTED"
+    return sa.create_engine(url, **options)
+
+
 class Database:
     """The store's engine, and the transactions it runs on it.
 

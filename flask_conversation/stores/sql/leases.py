@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import typing as t
 
 
 def new_token() -> str:
@@ -28,3 +29,14 @@ def new_token() -> str:
 def real_time() -> float:
     """The real time, in seconds since the epoch, for leases."""
     return time.time()
+
+
+def lease_params(key: str, token: str, lease: float) -> dict[str, t.Any]:
+    """The parameters of the statements that take a lease.
+
+    :param key: the namespace's key.
+    :param token: the owner token.
+    :param lease: seconds until the lease runs out.
+    """
+    now = real_time()
+    return {"ns": key, "token": token, "until": now + lease, "real_now": now}

@@ -19,7 +19,9 @@ from ..records import ConversationRecord
 from ..records import Destroyed
 from . import commit
 from .database import Database
+from .database import engine_for
 from .database import store_error
+from .leases import lease_params
 from .leases import new_token
 from .leases import real_time
 from .purge import purge_leases
@@ -49,20 +51,6 @@ class _Dead:
 
 _BUSY, _DEAD = _Busy(), _Dead()
 T = t.TypeVar("T")
-
-
-def _engine(engine: sa.engine.Engine | str | sa.engine.URL) -> sa.engine.Engine:
-    if isinstance(engine, sa.engine.Engine):
-        return engine
-    url = sa.engine.make_url(engine)
-    options: dict[str, t.Any] = {}
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        # Writers from other processes wait for each other this long.
-        options["connect_args"] = {"timeout": 30}
-    elif backend in ("mysql", "mariadb"):
-        options["isolation_level"] = "READ COMMITTED"
-    return sa.create_engine(url, **options)
 
 
 class SQLAlchemyStore(ConversationStore):
@@ -141,7 +129,7 @@ class SQLAlchemyStore(ConversationStore):
             raise ValueError(f"table_prefix must be at most {MAX_PREFIX} characters long.")
         if lock_lease <= 0:
             raise ValueError("lock_lease must be positive.")
-        self.engine = _engine(engine)
+        self.engine = engine_for(engine)
         self.table_prefix = table_prefix
         self.create_tables = create_tables
         self.lock_lease = lock_lease
@@ -169,10 +157,6 @@ class SQLAlchemyStore(ConversationStore):
                         raise store_error(e) from e
                     self._ready = True
         return self._db.run(work, write)
-
-    def _lease_params(self, key: str, token: str) -> dict[str, t.Any]:
-        now = real_time()
-        return {"ns": key, "token": token, "until": now + self.lock_lease, "real_now": now}
 
     # -- primitives ------------------------------------------------------------
 
@@ -245,7 +229,7 @@ class SQLAlchemyStore(ConversationStore):
         key, token = namespace_key(namespace), new_token()
 
         def work(conn: sa.Connection) -> bool:
-            params = {**self._lease_params(key, token), "root": root_id}
+            params = {**lease_params(key, token, self.lock_lease), "root": root_id}
             conn.execute(self._sql.lease_root, params)
             return conn.execute(self._sql.holder, params).scalar() == token
 
@@ -327,7 +311,7 @@ class SQLAlchemyStore(ConversationStore):
         def work(conn: sa.Connection) -> Acquired | _Busy | _Dead | None:
             now = self.clock()
             params = {
-                **self._lease_params(key, token),
+                **lease_params(key, token, self.lock_lease),
                 "cid": cid,
                 "now": now,
                 "listing": self.listing_limit,
