@@ -18,6 +18,7 @@ from . import http
 from . import report
 from . import server_time
 from . import sql
+from .context import Context
 from .redis_server import DEFAULT_BINARY
 from .redis_server import own_cpu
 from .redis_server import RedisServer
@@ -98,7 +99,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     started = time.time()
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
-        ctx = figures.Context(timing=timing, counts=counts)
+        ctx = Context(timing=timing, counts=counts)
         if wanted & {"3", "4", "5", "6", "8", "9"}:
             cpu = None if args.shared_cpu else own_cpu()
             try:

@@ -12,10 +12,10 @@ import statistics
 import typing as t
 
 from . import apps
-from .figures import _redis_store
-from .figures import Context
-from .figures import redis_missing
-from .figures import step_caller
+from .context import Context
+from .context import redis_missing
+from .context import redis_store
+from .context import step_caller
 from .results import Row
 from .results import skipped
 
@@ -76,7 +76,7 @@ def figure_9(ctx: Context, requests: int = 2000, rounds: int = 5) -> list[Row]:
         return [skipped("9", what, why)]
     tabs = apps.tabs_app(session_redis=ctx.redis_client())
     tab_id, tab_cookie = apps.start(tabs)
-    conv = apps.conversation_app(_redis_store(ctx, "bench9:"))
+    conv = apps.conversation_app(redis_store(ctx, "bench9:"))
     cid, cookie = apps.start(conv)
     base_call = step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM)
     subj_call = step_caller(conv, cid, cookie)

@@ -23,9 +23,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from . import apps
-from .figures import Context
+from .context import Context
+from .context import step_caller
 from .figures import populated
-from .figures import step_caller
 from .results import ratio_row
 from .results import Row
 from .results import skipped

@@ -18,7 +18,7 @@ Call = t.Callable[[], None]
 #: is timed in CPU time, which other processes competing for the cores do
 #: not inflate. Work that also makes another process work (a Redis server)
 #: is timed with a clock that adds that process's CPU time (see
-#: :func:`bench.figures.redis_cpu_clock`); ``"wall"`` is there for a quiet
+#: :func:`bench.context.redis_cpu_clock`); ``"wall"`` is there for a quiet
 #: machine.
 CLOCKS: dict[str, t.Callable[[], float]] = {
     "cpu": time.thread_time,
