@@ -81,6 +81,57 @@ def counter_app(store: ConversationStore) -> Flask:
     return app
 
 
+def counted_app(store: ConversationStore) -> Flask:
+    """An application on ``store`` with one view per kind of request
+    whose cost the tests count: ``POST /begin`` (nested in a long-running
+    conversation), ``POST /incr``, ``GET /read``, ``GET /list``,
+    ``POST /end``, ``GET /plain`` (no conversation) and ``POST /book/<n>``
+    (joins the natural id ``booking-<n>``).
+
+    :param store: where the conversations are kept.
+    """
+    from flask_conversation import conversation
+    from flask_conversation.extension import conversations
+
+    app = conversation_app(store)
+
+    @app.post("/begin")
+    def begin() -> dict[str, t.Any]:
+        conversation.begin(nested=conversation.long_running)
+        conversation["n"] = 0
+        return {"id": conversation.id}
+
+    @app.post("/incr")
+    def incr() -> dict[str, t.Any]:
+        conversation["n"] += 1
+        return {"n": conversation["n"]}
+
+    @app.get("/read")
+    def read() -> dict[str, t.Any]:
+        return {"n": conversation.get("n")}
+
+    @app.get("/list")
+    def listing() -> list[str]:
+        return [c.id for c in conversations()]
+
+    @app.post("/end")
+    def end() -> str:
+        conversation.end()
+        return "ended"
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "no conversation"
+
+    @app.post("/book/<int:hotel>")
+    def book(hotel: int) -> dict[str, t.Any]:
+        conversation.begin(id=f"booking-{hotel}", join=True)
+        conversation.setdefault("n", 0)
+        return {"id": conversation.id}
+
+    return app
+
+
 def _cookie(app: Flask, clock: FakeClock, request: pytest.FixtureRequest) -> ConversationStore:
     return SessionStore(clock=clock)
 

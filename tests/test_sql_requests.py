@@ -1,8 +1,9 @@
 """What requests cost on SQLAlchemyStore, counted with SQLAlchemy's event
-hooks on real SQLite, PostgreSQL and MariaDB: transactions and statements
-per kind of request, the same whatever the size of the namespace, lock
-waits that back off, the choice by configuration (also through
-Flask-SQLAlchemy), and a restart of the database between requests.
+hooks on real SQLite, PostgreSQL and MariaDB: the same whatever the size of
+the namespace, lock waits that back off; the choice by configuration (also
+through Flask-SQLAlchemy), and a restart of the database between requests.
+The transactions and statements of each kind of request are counted, with
+RedisStore's round trips, in ``test_request_costs.py``.
 """
 
 from __future__ import annotations
@@ -11,20 +12,18 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
-from conftest import conversation_app
+from conftest import counted_app
 from conftest import counter_app
 from flask import Flask
 
 from flask_conversation import conversation
 from flask_conversation import ConversationScope
-from flask_conversation.extension import conversations
 from flask_conversation.stores import SQLAlchemyStore
 from flask_conversation.testing import ConversationClient
 from tests.sql_servers import PostgresServer
 from tests.sql_servers import sql_engine
 from tests.sql_servers import sql_url_for
 from tests.sql_testing import StatementLog
-from tests.sql_testing import verbs
 
 KINDS = ["sqlite", "postgres", "mariadb"]
 
@@ -39,97 +38,6 @@ def engine(sql_kind: str, request: pytest.FixtureRequest) -> t.Iterator[sa.engin
     engine = sql_engine(sql_url_for(sql_kind, request))
     yield engine
     engine.dispose()
-
-
-def counted_app(store: SQLAlchemyStore) -> Flask:
-    app = conversation_app(store)
-
-    @app.post("/begin")
-    def begin() -> dict[str, t.Any]:
-        conversation.begin(nested=conversation.long_running)
-        conversation["n"] = 0
-        return {"id": conversation.id}
-
-    @app.post("/incr")
-    def incr() -> dict[str, t.Any]:
-        conversation["n"] += 1
-        return {"n": conversation["n"]}
-
-    @app.get("/read")
-    def read() -> dict[str, t.Any]:
-        return {"n": conversation.get("n")}
-
-    @app.get("/list")
-    def listing() -> list[str]:
-        return [c.id for c in conversations()]
-
-    @app.post("/end")
-    def end() -> str:
-        conversation.end()
-        return "ended"
-
-    @app.get("/plain")
-    def plain() -> str:
-        return "no conversation"
-
-    @app.post("/book/<int:hotel>")
-    def book(hotel: int) -> dict[str, t.Any]:
-        conversation.begin(id=f"booking-{hotel}", join=True)
-        conversation.setdefault("n", 0)
-        return {"id": conversation.id}
-
-    return app
-
-
-def test_transactions_and_statements_per_request(engine: sa.engine.Engine, sql_kind: str) -> None:
-    """At most two transactions for a request that uses a conversation,
-    none for one that does not. The statements are reported (printed) and
-    bounded: SQLite adds ``BEGIN IMMEDIATE`` to each writing transaction,
-    MariaDB ``SET TRANSACTION`` (this engine runs ``REPEATABLE READ``).
-    """
-    app = counted_app(SQLAlchemyStore(engine))
-    tab = t.cast(ConversationClient, app.test_client())
-    other = tab.new_tab()
-    # Warm up: the tables are created, the isolation level checked.
-    cid = tab.post("/begin").json["id"]
-    tab.post(f"/incr?cid={cid}")
-    extra = {"sqlite": 1, "postgres": 0, "mariadb": 1}[sql_kind]
-    seen: dict[str, tuple[int, list[str]]] = {}
-
-    with StatementLog(engine) as log:
-
-        def measure(kind: str, transactions: int, most: int, call: t.Callable[[], t.Any]) -> None:
-            log.take()
-            rv = call()
-            assert rv.status_code < 500, rv.text
-            count, statements = log.take()
-            seen[kind] = count, statements
-            assert count == transactions, (kind, statements)
-            # Besides the prelude of each transaction.
-            assert len(statements) - extra * count <= most, (kind, statements)
-
-        measure("no conversation used", 0, 0, lambda: tab.get("/plain"))
-        measure("temporary conversation only", 0, 0, lambda: tab.get("/read"))
-        measure("cid named, conversation not used", 0, 0, lambda: tab.get(f"/plain?cid={cid}"))
-        measure("begin, namespace exists", 1, 3, lambda: other.post("/begin"))
-        measure("use a conversation (write)", 2, 5, lambda: tab.post(f"/incr?cid={cid}"))
-        measure("use a conversation (read, renews)", 2, 5, lambda: tab.get(f"/read?cid={cid}"))
-        measure("list the namespace's conversations", 2, 5, lambda: tab.get(f"/list?cid={cid}"))
-        measure("begin nested", 2, 6, lambda: tab.post(f"/begin?cid={cid}"))
-        child = tab.cid
-        assert child is not None and child != cid
-        measure("use a nested conversation", 2, 5, lambda: tab.post(f"/incr?cid={child}"))
-        measure("end a nested conversation", 2, 8, lambda: tab.post(f"/end?cid={child}"))
-        measure("unknown cid", 1, 2, lambda: tab.get("/read?cid=unknown"))
-        measure("end a root", 2, 8, lambda: tab.post(f"/end?cid={cid}"))
-        measure("begin with a new natural id", 2, 7, lambda: other.new_tab().post("/book/1"))
-        measure("join an existing natural id", 2, 5, lambda: other.new_tab().post("/book/1"))
-        fresh = t.cast(ConversationClient, app.test_client())
-        measure("begin, first in a new namespace", 1, 7, lambda: fresh.post("/begin"))
-
-    print(f"\n{sql_kind}: transactions, statements per request")
-    for kind, (count, statements) in seen.items():
-        print(f"  {count}  {len(statements):2}  {kind}: {' '.join(verbs(statements))}")
 
 
 def test_a_request_costs_the_same_in_a_large_namespace(engine: sa.engine.Engine) -> None:

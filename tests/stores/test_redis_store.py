@@ -6,13 +6,12 @@ request, and recovery from an outage.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import typing as t
 
 import pytest
 import redis
-from conftest import conversation_app
+from conftest import counted_app
 from conftest import FakeClock
 from flask import Flask
 from redis.backoff import NoBackoff
@@ -29,6 +28,8 @@ from flask_conversation.stores.records import CommitBatch
 from flask_conversation.stores.redis import RedisStore
 from flask_conversation.stores.redis import shard_tag
 from flask_conversation.testing import ConversationClient
+from stores.store_testing import CommandLog
+from stores.store_testing import counting_deployment
 from stores.store_testing import Records
 from tests.redis_servers import RedisServer
 
@@ -282,109 +283,12 @@ def test_from_url(redis_server: RedisServer, redis_client: redis.Redis) -> None:
 # -- round trips ----------------------------------------------------------------
 
 
-class CountingConnection(redis.Connection):
-    """A connection that counts what it sends. Every sender reads all its
-    replies before it sends again, so each send is one round trip,
-    however many commands it pipelines.
-    """
-
-    sends = 0
-
-    def send_packed_command(self, command: t.Any, check_health: bool = True) -> None:
-        CountingConnection.sends += 1
-        super().send_packed_command(command, check_health)
-
-
-#: The plain-command path: lock, watch and load (one round trip) ...
-LOAD = ["SET", "WATCH", "HGETALL", "HMGET"]
-#: ... then a renewal's commit and unlock (one more) ...
-RENEW = [*LOAD, "MULTI", "HSET", "HSET", "DEL", "EXEC"]
-#: ... or any other batch's, by the script on the same connection.
-CHANGE = [*LOAD, "UNWATCH", "EVALSHA"]
-
-
-class CommandLog:
-    """Every command the servers receive from clients, as ``MONITOR``
-    shows it; commands run by scripts are left out.
-    """
-
-    def __init__(self, servers: list[RedisServer]) -> None:
-        self.logs = [_ServerLog(server) for server in servers]
-
-    def take(self) -> list[str]:
-        """The commands since the last call, on every server."""
-        return [command for log in self.logs for command in log.take()]
-
-    def close(self) -> None:
-        for log in self.logs:
-            log.close()
-
-
-class _ServerLog:
-    def __init__(self, server: RedisServer) -> None:
-        self.entries: list[str] = []
-        # Connected before the log starts, so its own setup is not logged.
-        self._marker = server.client()
-        self._marker.ping()
-        self._client = server.client()
-        self._monitor = self._client.monitor()
-        self._monitor.__enter__()
-        self._thread = threading.Thread(target=self._read)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while True:
-            entry = self._monitor.next_command()
-            if entry["command"] == "ECHO end-of-log":
-                return
-            if entry["client_type"] != "lua":
-                self.entries.append(entry["command"].split(" ", 1)[0].upper())
-
-    def take(self) -> list[str]:
-        self._marker.echo("round-trip-marker")
-        deadline = time.monotonic() + 10
-        while "ECHO" not in self.entries and time.monotonic() < deadline:
-            time.sleep(0.01)
-        end = self.entries.index("ECHO")
-        commands = self.entries[:end]
-        del self.entries[: end + 1]
-        return commands
-
-    def close(self) -> None:
-        self._marker.echo("end-of-log")
-        self._thread.join(10)
-        self._monitor.__exit__()
-        self._client.close()
-        self._marker.close()
-
-
 @pytest.fixture(params=["redis", "redis-cluster"])
 def deployment(
     request: pytest.FixtureRequest,
-) -> t.Iterator[tuple[list[RedisServer], redis.Redis | RedisCluster]]:
+) -> tuple[list[RedisServer], redis.Redis | RedisCluster]:
     """Emptied servers, and a client whose connections count round trips."""
-    client: redis.Redis | RedisCluster
-    if request.param == "redis-cluster":
-        request.getfixturevalue("redis_cluster_client")  # empties the nodes
-        servers = request.getfixturevalue("redis_cluster")
-        client = RedisCluster(host=servers[0].host, port=servers[0].port)
-        for node in client.get_nodes():
-            # The nodes' pools make counting connections from now on.
-            pool = node.redis_connection.connection_pool
-            pool.connection_class = CountingConnection
-            pool.reset()
-    else:
-        request.getfixturevalue("redis_client")  # empties the server
-        server = request.getfixturevalue("redis_server")
-        servers = [server]
-        pool = redis.ConnectionPool(
-            host=server.host, port=server.port, connection_class=CountingConnection
-        )
-        client = redis.Redis.from_pool(pool)
-    try:
-        yield servers, client
-    finally:
-        client.close()
+    return counting_deployment(request.param, request)
 
 
 @pytest.fixture
@@ -398,132 +302,22 @@ def commands(
         log.close()
 
 
-@pytest.fixture
-def counted_app(deployment: tuple[list[RedisServer], redis.Redis | RedisCluster]) -> Flask:
-    app = conversation_app(RedisStore(deployment[1]))
-
-    @app.post("/begin")
-    def begin() -> dict[str, t.Any]:
-        conversation.begin(nested=conversation.long_running)
-        conversation["n"] = 0
-        return {"id": conversation.id}
-
-    @app.post("/incr")
-    def incr() -> dict[str, t.Any]:
-        conversation["n"] += 1
-        return {"n": conversation["n"]}
-
-    @app.get("/read")
-    def read() -> dict[str, t.Any]:
-        return {"n": conversation.get("n")}
-
-    @app.post("/end")
-    def end() -> str:
-        conversation.end()
-        return "ended"
-
-    @app.get("/plain")
-    def plain() -> str:
-        return "no conversation"
-
-    @app.post("/book/<int:hotel>")
-    def book(hotel: int) -> dict[str, t.Any]:
-        conversation.begin(id=f"booking-{hotel}", join=True)
-        conversation.setdefault("n", 0)
-        return {"id": conversation.id}
-
-    return app
-
-
-def test_round_trips_per_request(
-    counted_app: Flask,
-    commands: CommandLog,
-    deployment: tuple[list[RedisServer], redis.Redis | RedisCluster],
-) -> None:
-    """Counted by the client's connections: every send, whatever it holds
-    (a redirection, ``MOVED``, would be a second one); the servers' log
-    shows which commands they were. A stack this process knows is used
-    with plain commands, on a single server as on a cluster.
-    """
-    round_trips: dict[str, int] = {}
-    tab = t.cast(ConversationClient, counted_app.test_client())
-    other = tab.new_tab()
-    assert tab.get("/plain").status_code == 200
-    commands.take()  # the pool's connection is set up now; scripts may load
-
-    def measure(
-        kind: str, expected: int, call: t.Callable[[], t.Any], plain: list[str] | None = None
-    ) -> None:
-        before = CountingConnection.sends
-        rv = call()
-        assert rv.status_code < 500, rv.text
-        got = commands.take()
-        sent = CountingConnection.sends - before
-        round_trips[kind] = sent
-        assert sent == expected, (kind, sent, got)
-        if plain:
-            assert got == plain, (kind, got)
-        else:
-            # Script calls only.
-            assert got == ["EVALSHA"] * expected, (kind, got)
-
-    # Warm up: the first call of each script loads it into the server.
-    cid = tab.post("/begin").json["id"]
-    tab.post("/begin")
-    tab.post("/end")
-    tab.post("/incr")
-    tab.post(f"/end?cid={cid}")
-    tab.get("/read?cid=nope")
-    client = deployment[1]
-    if isinstance(client, RedisCluster):
-        # A new namespace may live on a node not used yet: connect to all,
-        # as a running application's pool has.
-        client.ping(target_nodes=RedisCluster.PRIMARIES)
-    commands.take()
-
-    measure("no conversation used", 0, lambda: tab.get("/plain"))
-    measure("temporary conversation only", 0, lambda: tab.get("/read"))
-    cid = tab.post("/begin").json["id"]
-    commands.take()
-    measure("begin, namespace exists", 1, lambda: other.post("/begin"))
-    measure("use a conversation (write)", 2, lambda: tab.post(f"/incr?cid={cid}"), RENEW)
-    measure("use a conversation (read, renews)", 2, lambda: tab.get(f"/read?cid={cid}"), RENEW)
-    measure("cid named but conversation not used", 0, lambda: tab.get(f"/plain?cid={cid}"))
-    measure("begin nested", 2, lambda: tab.post(f"/begin?cid={cid}"), CHANGE)
-    child = tab.cid
-    assert child is not None and child != cid
-    measure("use a nested conversation", 2, lambda: tab.post(f"/incr?cid={child}"), RENEW)
-    measure("end a nested conversation", 2, lambda: tab.post(f"/end?cid={child}"), CHANGE)
-    measure("unknown cid", 1, lambda: tab.get("/read?cid=unknown"))
-    measure("end a root", 2, lambda: tab.post(f"/end?cid={cid}"), CHANGE)
-
-    # From a temporary conversation a natural id is looked up and locked in
-    # one call, like any named cid.
-    measure("begin with a new natural id", 2, lambda: other.new_tab().post("/book/1"))
-    measure("join an existing natural id", 2, lambda: other.new_tab().post("/book/1"))
-
-    fresh = t.cast(ConversationClient, counted_app.test_client())
-    measure("begin, first in a new namespace", 1, lambda: fresh.post("/begin"))
-    print()
-    for kind, count in round_trips.items():
-        print(f"  {count}  {kind}")
-
-
 def test_round_trips_of_read_only_requests(
-    counted_app: Flask,
     commands: CommandLog,
     deployment: tuple[list[RedisServer], redis.Redis | RedisCluster],
 ) -> None:
     """``@conversation_readonly`` reads the chain in one call that takes
-    no lock, and commits nothing: one round trip, at any depth.
+    no lock, and commits nothing: one round trip, at any depth. (What the
+    other kinds of request cost is in ``test_request_costs.py``.)
     """
+    app = counted_app(RedisStore(deployment[1]))
 
-    @counted_app.get("/peek")
+    @app.get("/peek")
     @conversation_readonly
     def peek() -> dict[str, t.Any]:
         return {"n": conversation.get("n"), "depth": conversation.depth}
 
-    tab = t.cast(ConversationClient, counted_app.test_client())
+    tab = t.cast(ConversationClient, app.test_client())
     root = tab.post("/begin").json["id"]
     child = tab.post("/begin").json["id"]
     tab.get("/peek?cid=nope")  # loads the script

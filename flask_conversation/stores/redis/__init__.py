@@ -24,11 +24,11 @@ from ..records import CommitBatch
 from ..records import ConversationRecord
 from ..records import Destroyed
 from . import codec
+from . import primitives
 from .arguments import commit_call
 from .arguments import unlock_call
 from .keys import namespace_keys
 from .keys import NamespaceKeys
-from .keys import registry_key
 from .keys import shard_tag as shard_tag
 from .keys import SHARDS as SHARDS
 from .scripts import Mode
@@ -199,13 +199,8 @@ class RedisStore(ConversationStore):
         :param cid: the conversation id.
         """
         keys = self.keys(namespace)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hget(keys.meta, cid)
-        pipe.hget(keys.data, cid)
-        meta, data = self._call(pipe.execute)
-        if meta is None or data is None:
-            return None
-        return codec.unpack(namespace, cid, meta, data)
+        record = self._call(primitives.load, self.client, keys, namespace, cid)
+        return t.cast("ConversationRecord | None", record)
 
     def save(self, record: ConversationRecord) -> None:
         """Write the record, its metadata and data, in one script call; the
@@ -214,17 +209,7 @@ class RedisStore(ConversationStore):
         :param record: the record to write.
         """
         keys = self.keys(record.namespace)
-        self._call(
-            self._scripts.save,
-            keys=[keys.meta, keys.data, keys.registry],
-            args=[
-                repr(float(self.clock())),
-                record.namespace,
-                record.id,
-                codec.pack(record),
-                record.data,
-            ],
-        )
+        self._call(primitives.save, self._scripts, keys, record, self.clock())
 
     def delete(self, namespace: str, cid: str) -> None:
         """Remove the record in one script call.
@@ -232,12 +217,7 @@ class RedisStore(ConversationStore):
         :param namespace: the namespace of the record.
         :param cid: the conversation id.
         """
-        keys = self.keys(namespace)
-        self._call(
-            self._scripts.delete,
-            keys=[keys.meta, keys.data, keys.registry],
-            args=[namespace, cid],
-        )
+        self._call(primitives.delete, self._scripts, self.keys(namespace), namespace, cid)
 
     def list_namespace(self, namespace: str) -> list[ConversationRecord]:
         """Every record of the namespace in one script call (no scan of the
@@ -246,14 +226,8 @@ class RedisStore(ConversationStore):
         :param namespace: the namespace to list.
         """
         keys = self.keys(namespace)
-        metas, datas = self._call(self._scripts.list, keys=[keys.meta, keys.data])
-        data = {codec.text(datas[i]): datas[i + 1] for i in range(0, len(datas), 2)}
-        rv = []
-        for i in range(0, len(metas), 2):
-            cid = codec.text(metas[i])
-            if cid in data:
-                rv.append(codec.unpack(namespace, cid, metas[i + 1], data[cid]))
-        return rv
+        records = self._call(primitives.list_namespace, self._scripts, keys, namespace)
+        return t.cast("list[ConversationRecord]", records)
 
     def try_lock(self, namespace: str, root_id: str) -> str | None:
         """Take the lock with a fresh random token in one script call, if
@@ -291,19 +265,8 @@ class RedisStore(ConversationStore):
         all :data:`~.keys.SHARDS` registries.
         """
         now = self.clock()
-        pipe = self.client.pipeline(transaction=False)
-        for shard in range(SHARDS):
-            pipe.zrangebyscore(registry_key(self.prefix, shard), f"({now!r}", "+inf")
-        names = [codec.text(m) for members in self._call(pipe.execute) for m in members]
-        pipe = self.client.pipeline(transaction=False)
-        for namespace in names:
-            pipe.hgetall(self.keys(namespace).meta)
-        rv: dict[str, int] = {}
-        for namespace, metas in zip(names, self._call(pipe.execute), strict=True):
-            count = codec.live_count([v for pair in metas.items() for v in pair], now)
-            if count:
-                rv[namespace] = count
-        return rv
+        counts = self._call(primitives.namespaces, self.client, self.prefix, self.keys, now)
+        return t.cast("dict[str, int]", counts)
 
     # -- composite operations --------------------------------------------------
 
