@@ -3,9 +3,9 @@ ancestors, like :class:`collections.ChainMap`, and whose writes stay its own.
 
 It does no I/O. :meth:`~Conversation.begin` and :meth:`~Conversation.end` hand
 the decision to the conversation's owner (the request's state, see
-:class:`~.owner.ConversationOwner`), which records what changed and commits
-it once, at the end of the request. The owner changes a conversation only
-through the methods of its owner interface (:meth:`~Conversation.promote`,
+:class:`ConversationOwner`), which records what changed and commits it once,
+at the end of the request. The owner changes a conversation only through the
+methods of its owner interface (:meth:`~Conversation.promote`,
 :meth:`~Conversation.detach`), never through its attributes.
 """
 
@@ -18,13 +18,42 @@ from datetime import timedelta
 
 from flask import session
 
+from .config import Settings
 from .config import Timeout
 from .config import to_seconds
 from .errors import ConversationStateError
 from .errors import NoCidKeyError
-from .owner import ConversationOwner as ConversationOwner
 
 _MISSING: t.Any = object()
+
+
+class ConversationOwner(t.Protocol):
+    """What a conversation asks of the request state that holds it."""
+
+    #: The request's settings; the conversation reads ``exclude``.
+    settings: Settings
+
+    #: Whether the request named a cid: a key missing from a temporary
+    #: conversation of a request that named none gets a hint.
+    named_cid: bool
+
+    def initial_state(self) -> dict[str, t.Any]:
+        """A fresh copy of ``CONVERSATION_INITIAL_STATE``."""
+
+    def begin(
+        self,
+        conv: Conversation,
+        *,
+        join: bool,
+        nested: bool,
+        id: str | None,
+        description: str | None,
+        timeout: float | None,
+    ) -> bool:
+        """Decide :meth:`Conversation.begin` for ``conv``."""
+
+    def end(self, conv: Conversation, *, root: bool, before_redirect: bool) -> None:
+        """Decide :meth:`Conversation.end` for ``conv``."""
 
 
 class Conversation(MutableMapping[str, t.Any]):
@@ -42,7 +71,7 @@ class Conversation(MutableMapping[str, t.Any]):
 
     def __init__(
         self,
-        state: ConversationOwner[Conversation],
+        state: ConversationOwner,
         data: dict[str, t.Any],
         *,
         timeout: float,

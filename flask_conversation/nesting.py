@@ -7,16 +7,16 @@ from __future__ import annotations
 import typing as t
 
 from .conversation import Conversation
+from .conversation import ConversationOwner
 from .errors import ConversationLimitReached
 from .limits import check_child
 from .listing import NamespaceListing
-from .owner import ConversationOwner
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .stores.base import ConversationStore
 
 
-class NestingOwner(ConversationOwner[Conversation], t.Protocol):
+class NestingOwner(ConversationOwner, t.Protocol):
     """What nesting asks of the request's state."""
 
     #: The application's store; its clock dates the child.
