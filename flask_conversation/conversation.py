@@ -21,7 +21,6 @@ from flask import session
 from .config import Settings
 from .config import Timeout
 from .config import to_seconds
-from .errors import ConversationStateError
 from .errors import NoCidKeyError
 
 _MISSING: t.Any = object()
@@ -346,57 +345,3 @@ class Conversation(MutableMapping[str, t.Any]):
     def __repr__(self) -> str:
         kind = f"id={self._id!r}" if self._id is not None else "temporary"
         return f"<{type(self).__name__} {kind} {dict(self)!r}>"
-
-
-class ReadOnlyConversation(Conversation):
-    """The conversation of a read-only request
-    (:func:`~flask_conversation.conversation_readonly`): it reads like any
-    other, and every change raises
-    :exc:`~flask_conversation.ConversationStateError`. A value changed in
-    place (``conversation["cart"].append(x)``) is simply never written.
-
-    .. versionadded:: 0.1
-    """
-
-    def _refuse(self) -> t.NoReturn:
-        raise ConversationStateError(
-            "Cannot change the conversation in a read-only request"
-            " (@conversation_readonly): it is read without its lock, and"
-            " nothing of it is written back."
-        )
-
-    @property
-    def description(self) -> str | None:
-        """See :attr:`Conversation.description`; read-only here."""
-        return super().description
-
-    @description.setter
-    def description(self, value: str | None) -> None:
-        self._refuse()
-
-    @property
-    def timeout(self) -> timedelta:
-        """See :attr:`Conversation.timeout`; read-only here."""
-        return super().timeout
-
-    @timeout.setter
-    def timeout(self, value: Timeout) -> None:
-        self._refuse()
-
-    def reset(self) -> None:
-        self._refuse()
-
-    def __setitem__(self, key: str, value: t.Any) -> None:
-        self._refuse()
-
-    def __delitem__(self, key: str) -> None:
-        self._refuse()
-
-    def pop(self, key: str, default: t.Any = _MISSING) -> t.Any:
-        self._refuse()
-
-    def popitem(self) -> tuple[str, t.Any]:
-        self._refuse()
-
-    def clear(self) -> None:
-        self._refuse()

@@ -22,7 +22,6 @@ from .cid import is_valid_cid
 from .cid import locate_cid
 from .config import Settings
 from .conversation import Conversation
-from .conversation import ReadOnlyConversation
 from .errors import BusyConversation
 from .errors import ConversationIdInUse
 from .errors import ConversationStateError
@@ -32,6 +31,7 @@ from .listing import NamespaceListing
 from .namespaces import RequestNamespace
 from .namespaces import Scope
 from .nesting import nest
+from .readonly import ReadOnlyConversation
 from .redirects import Ended
 from .redirects import report_missing
 from .serialization import dump_data
