@@ -13,6 +13,7 @@ from flask import current_app
 from flask import has_request_context
 from flask import request
 from flask import url_for
+from markupsafe import escape
 from markupsafe import Markup
 
 from .cid import read_cid
@@ -68,7 +69,8 @@ def conversation_field() -> Markup:
     if cid is None:
         return Markup("")
     param = current_app.config["CONVERSATION_PARAM"]
-    return Markup('<input type="hidden" name="%s" value="%s">') % (param, cid)
+    # Escaped one by one: Markup's % operator costs twice as much.
+    return Markup(f'<input type="hidden" name="{escape(param)}" value="{escape(cid)}">')
 
 
 def auto_propagate(endpoint: str, values: dict[str, t.Any]) -> None:

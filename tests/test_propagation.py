@@ -147,6 +147,20 @@ def test_conversation_field_param_name(app: Flask, api: ConversationClient) -> N
     assert api.get("/form").text == f'<input type="hidden" name="flow" value="{cid}">'
 
 
+def test_conversation_field_escapes_the_param_name(app: Flask, api: ConversationClient) -> None:
+    # A parameter name is configuration, yet never breaks out of the tag.
+    app.config["CONVERSATION_PARAM"] = 'flow"><b>'
+
+    @app.get("/form")
+    def form() -> str:
+        return render_template_string("{{ conversation_field() }}")
+
+    cid = api.post("/begin").json["id"]
+    assert api.get("/form", query_string={'flow"><b>': cid}).text == (
+        f'<input type="hidden" name="flow&#34;&gt;&lt;b&gt;" value="{cid}">'
+    )
+
+
 def test_form_field_round_trip(app: Flask, api: ConversationClient) -> None:
     cid = api.post("/begin").json["id"]
     client = plain(app, api)
