@@ -266,9 +266,27 @@ def test_tabs_never_wait_for_each_other(store: str, serve: t.Callable[..., Gunic
     assert all(codes == [200] * ROUNDS for codes in result["statuses"].values())
 
 
+def create_session_table(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create Flask-Session's table in ``url`` once, before the workers
+    start: each worker's app creates it if missing, and workers booting at
+    once race to create it (PostgreSQL refuses the second ``CREATE TABLE``,
+    and gunicorn stops when a worker fails to boot).
+    """
+    from tests.concurrency_app import create_app
+
+    monkeypatch.setenv("CONC_STORE", "session")
+    monkeypatch.setenv("CONC_SESSION_SQL_URL", url)
+    app = create_app()
+    with app.app_context():
+        app.extensions["sqlalchemy"].engine.dispose()
+
+
 @pytest.mark.parametrize("backend", ["cookie", "flask-session-sql"])
 def test_session_store_last_writer_wins(
-    serve: t.Callable[..., Gunicorn], backend: str, request: pytest.FixtureRequest
+    serve: t.Callable[..., Gunicorn],
+    backend: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The session store's lost updates under the same load, served by
     several workers like the Redis store, with Flask's cookie session and
@@ -279,6 +297,7 @@ def test_session_store_last_writer_wins(
     env = {}
     if backend != "cookie":
         env["CONC_SESSION_SQL_URL"] = sql_url_for("postgres", request)
+        create_session_table(env["CONC_SESSION_SQL_URL"], monkeypatch)
     server = serve("session", **env)
     counter = one_counter(server, pause=0.01)
     tabs = tabs_at_once(server)
