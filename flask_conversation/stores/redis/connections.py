@@ -97,6 +97,24 @@ class Lent:
         raw.send_packed_command(self.pack(commands))
         return [raw.read_response() for _ in commands]
 
+    def send_or_give_back(self, commands: list[tuple[t.Any, ...]]) -> list[t.Any] | None:
+        """:meth:`send` for a batch that locks or reads nothing yet on
+        failure: the connection goes back to its pool (closed, since
+        replies may be left unread) and ``None`` is returned when a
+        cluster is moving the slot, for the scripts, which follow the
+        cluster through the client; any other error is raised.
+
+        :param commands: the commands, each a tuple of its arguments.
+        """
+        try:
+            return self.send(commands)
+        except REDIRECTS:
+            self.release(broken=True)
+            return None
+        except BaseException:
+            self.release(broken=True)
+            raise
+
     def script(self, script: Script, call: Call, before: list[str]) -> t.Any:
         """Run ``script`` after the commands ``before`` (each a command
         without arguments), in one round trip; through the client that

@@ -46,7 +46,6 @@ from .arguments import unlock_call
 from .chains import Chains
 from .connections import lend
 from .connections import Lent
-from .connections import REDIRECTS
 from .keys import EARLIEST
 from .keys import HEADER
 from .keys import HOLD
@@ -140,25 +139,20 @@ class WatchedPath:
             return None
         lock = keys.lock(ids[0])
         whole = self._listing_limit >= 0 and namespace not in self._large
+        commands: list[tuple[t.Any, ...]] = [
+            ("SET", lock, token, "NX", "PX", self._lease_ms),
+            ("WATCH", lock, keys.meta),
+            ("HGETALL", keys.meta) if whole else ("HMGET", keys.meta, *HEAD, *ids),
+            ("HMGET", keys.data, *ids),
+        ]
+        if not whole:
+            commands.append(("HLEN", keys.data))
         connection = lend(self._client, keys.meta)
-        try:
-            commands: list[tuple[t.Any, ...]] = [
-                ("SET", lock, token, "NX", "PX", self._lease_ms),
-                ("WATCH", lock, keys.meta),
-                ("HGETALL", keys.meta) if whole else ("HMGET", keys.meta, *HEAD, *ids),
-                ("HMGET", keys.data, *ids),
-            ]
-            if not whole:
-                commands.append(("HLEN", keys.data))
-            locked, _, metas, datas, *rest = connection.send(commands)
-        except REDIRECTS:
-            # A cluster moving the slot: nothing was locked, and the
-            # scripts, through the client, follow the cluster.
-            connection.release(broken=True)
+        # A cluster moving the slot answers before anything is locked.
+        replies = connection.send_or_give_back(commands)
+        if replies is None:
             return None
-        except BaseException:
-            connection.release(broken=True)
-            raise
+        locked, _, metas, datas, *rest = replies
         listing = None
         if whole:
             flat = _flat(metas)
@@ -225,15 +219,13 @@ class WatchedPath:
         if ids is None:
             return None
         connection = lend(self._client, keys.meta)
-        try:
-            metas, datas = connection.send([("HMGET", keys.meta, *ids), ("HMGET", keys.data, *ids)])
-        except REDIRECTS:
-            connection.release(broken=True)
+        replies = connection.send_or_give_back(
+            [("HMGET", keys.meta, *ids), ("HMGET", keys.data, *ids)]
+        )
+        if replies is None:
             return None
-        except BaseException:
-            connection.release(broken=True)
-            raise
         connection.release()
+        metas, datas = replies
         chain = codec.checked_chain(namespace, ids, metas, datas, now)
         if chain is None:
             self.chains.forget(namespace, cid)
