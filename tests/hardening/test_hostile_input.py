@@ -311,6 +311,16 @@ def test_hostile_cids(counting_app: Flask) -> None:
         return value or 0
 
     seen = {"404": 0, "own": 0, "temporary": 0}
+    missing_pages: dict[tuple[str, str], str] = {}
+
+    def missing_page(path: str, method: str) -> str:
+        # The page of a view for an unknown cid of no special shape.
+        if (path, method) not in missing_pages:
+            reference = Hostile(query=[], form=[], header="unknown-cid-0", multipart=False)
+            rv = world.a.open(**reference.build(path, method))
+            assert rv.status_code == 404, rv.data[:300]
+            missing_pages[path, method] = rv.get_data(as_text=True)
+        return missing_pages[path, method]
 
     @HYPOTHESIS
     @given(hostile=hostile_requests(world), view=st.sampled_from(VIEWS))
@@ -349,9 +359,12 @@ def test_hostile_cids(counting_app: Flask) -> None:
         else:
             assert rv.status_code == 404, (effective, rv.status_code, rv.data[:300])
             assert "X-Conversation-Id" not in rv.headers
-            # The unknown cid is never echoed back (no reflected markup).
+            # The unknown cid is never echoed back (no reflected markup):
+            # it occurs no more often than in the page another unknown cid
+            # gets (a cid like "conversa" is a word of that page).
             if len(effective.strip()) >= 8:
-                assert effective.strip() not in body
+                needle = effective.strip()
+                assert body.count(needle) == missing_page(path, method).count(needle)
             seen["404"] += 1
 
     run()
