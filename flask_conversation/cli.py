@@ -28,6 +28,8 @@ from .extension import ConversationScope
 from .stores.base import ConversationStore
 from .stores.records import ConversationRecord
 from .stores.session import SessionStore
+from .unreadable import load_data
+from .unreadable import UnreadableData
 
 conversation_cli = AppGroup("conversation", help="Inspect and maintain stored conversations.")
 
@@ -175,7 +177,14 @@ def show_command(namespace: str, cid: str) -> None:
         raise click.ClickException(f"No conversation {cid!r} in namespace {namespace!r}.")
     if record.expires_at <= store.clock():
         click.echo(f"Conversation {cid!r} has expired; it is kept until purged.", err=True)
-    data = store.serializer.loads(record.data)
+    try:
+        data = load_data(store.serializer, record)
+    except UnreadableData as e:
+        raise click.ClickException(
+            f"Conversation {cid!r} holds data that the store's serializer cannot"
+            f" read ({e.reason}). Requests for it are answered as for an unknown"
+            " cid; the record is left as it is until it expires."
+        ) from None
     click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=_jsonable))
 
 

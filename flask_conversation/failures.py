@@ -1,6 +1,7 @@
 """Store failures made visible: the ones a request answers with 503 are
 logged on the ``flask_conversation`` logger at ``WARNING``, with the
-store's exception, once per request.
+store's exception, once per request; so is stored data that the store's
+serializer cannot read back (see :mod:`.unreadable`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import logging
 import typing as t
 
 from .errors import ConversationStoreError
+from .unreadable import UnreadableData
 
 logger = logging.getLogger("flask_conversation")
 
@@ -24,11 +26,15 @@ class StoreFailureLog:
     def __init__(self, store_name: str) -> None:
         self.store_name = store_name
         self._logged = False
+        # Apart from failures: a request that found unreadable data and
+        # then failed to reach the store says both.
+        self._unreadable_logged = False
 
     def reporting(self, during: str) -> _Reporting:
         """A context manager that logs a
         :exc:`~flask_conversation.ConversationStoreError` raised in the
-        block, then lets it go on to the client as a 503.
+        block, then lets it go on to the client as a 503; and likewise an
+        :exc:`~.unreadable.UnreadableData`, which goes on as a 404.
 
         :param during: what the request was doing, for the message.
         """
@@ -51,6 +57,29 @@ class StoreFailureLog:
             exc_info=error,
         )
 
+    def unreadable(self, error: UnreadableData, during: str) -> None:
+        """Log stored data that the serializer cannot read, unless some was
+        logged for this request.
+
+        :param error: names the conversation and the cause.
+        :param during: what the request was doing, for the message.
+        """
+        if self._unreadable_logged:
+            return
+        self._unreadable_logged = True
+        logger.warning(
+            "The conversation store (%s) holds data its serializer cannot read,"
+            " in conversation %r: %s. Found while %s; the request for %r is"
+            " answered as for an unknown cid, and the record is left as it is"
+            " until it expires.",
+            self.store_name,
+            error.record_id,
+            error.reason,
+            during,
+            error.cid,
+            exc_info=error,
+        )
+
 
 class _Reporting:
     # A class rather than a generator-based context manager: it wraps every
@@ -70,3 +99,5 @@ class _Reporting:
         # Returns None, so never swallows: the error goes on to the client.
         if isinstance(error, ConversationStoreError):
             self._log.log(error, self._during)
+        elif isinstance(error, UnreadableData):
+            self._log.unreadable(error, self._during)

@@ -16,6 +16,7 @@ import typing as t
 
 from flask import request
 
+from . import unreadable
 from .cid import check_cid
 from .cid import CidSource
 from .cid import is_valid_cid
@@ -102,7 +103,7 @@ class RequestState:
         self.failures = StoreFailureLog(type(store).__name__)
         #: the namespace's live conversations, with this request's changes
         self.listing = NamespaceListing(self, self.tokens, store, self.failures)
-        self.current = self._resolve()
+        self.current = unreadable.resolve(self, self._resolve, self._temporary)
 
     # -- resolving -------------------------------------------------------------
 
@@ -173,7 +174,7 @@ class RequestState:
         if record.ended:
             # The one request an ended conversation survives after a redirect.
             self.deletes[record.id] = None
-            return self._temporary(self.store.serializer.loads(record.data))
+            return self._temporary(unreadable.load_data(self.store.serializer, record))
         self.named_live = cid
         return self._adopt(acquired.chain)
 
@@ -191,18 +192,18 @@ class RequestState:
             return self._temporary()
         if chain[-1].ended:
             # Read like the request that will consume it, and left for it.
-            return self._temporary(self.store.serializer.loads(chain[-1].data))
+            return self._temporary(unreadable.load_data(self.store.serializer, chain[-1]))
         self.named_live = cid
         return self._adopt(chain)
 
     def _adopt(self, chain: list[ConversationRecord]) -> Conversation:
         parent: Conversation | None = None
-        for record in chain:
+        for record, data in unreadable.load_chain(self.store.serializer, chain):
             conv = self.active.get(record.id)
             if conv is None:
                 conv = self._conversation_class(
                     self,
-                    self.store.serializer.loads(record.data),
+                    data,
                     timeout=record.timeout,
                     id=record.id,
                     parent=parent,
