@@ -46,6 +46,7 @@ from .arguments import unlock_call
 from .chains import Chains
 from .connections import lend
 from .connections import Lent
+from .connections import REDIRECTS
 from .keys import EARLIEST
 from .keys import HEADER
 from .keys import HOLD
@@ -240,7 +241,9 @@ class WatchedPath:
     def commit(self, namespace: str, batch: CommitBatch, now: float) -> t.Any:
         """Apply ``batch`` on the connection of a stack this path holds:
         the script's reply (``commit.lua``), or ``None`` when it holds none
-        of the batch's stacks.
+        of the batch's stacks, or when a cluster moved the slot since the
+        load (a redirected transaction or script wrote nothing: the
+        scripts, through the client, follow the cluster).
 
         :param namespace: the namespace.
         :param batch: the changes; its unlocks name the held stacks.
@@ -267,6 +270,9 @@ class WatchedPath:
                 commit_call(first.keys, namespace, batch, now),
                 before,
             )
+        except REDIRECTS:
+            connection.release(broken=True)
+            return None
         except BaseException:
             connection.release(broken=True)
             raise
@@ -311,14 +317,14 @@ class WatchedPath:
 
     def unlock(self, namespace: str, locks: dict[str, str]) -> dict[str, str]:
         """Release the locks of ``locks`` this path holds, each on its own
-        connection; the others are returned, for the scripts.
+        connection; the others are returned, for the scripts, and so is a
+        lock whose slot a cluster moved since the load.
 
         :param namespace: the namespace.
         :param locks: ``root_id -> token``.
         """
         rest = dict(locks)
         for held in self._take(locks.values()):
-            del rest[held.root_id]
             connection = held.connection
             try:
                 connection.script(
@@ -326,10 +332,14 @@ class WatchedPath:
                     unlock_call(held.keys, {held.root_id: locks[held.root_id]}),
                     ["UNWATCH"],
                 )
+            except REDIRECTS:
+                connection.release(broken=True)
+                continue
             except BaseException:
                 connection.release(broken=True)
                 raise
             connection.release()
+            del rest[held.root_id]
         return rest
 
     def _give_back(self, held: Held) -> None:

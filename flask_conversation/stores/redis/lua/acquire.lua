@@ -27,6 +27,9 @@
 --               of every conversation of the namespace when whole is 1 (the
 --               mode locks and the namespace is small enough, see ARGV[6]),
 --               else of the chain's conversations only.
+--   an error starting with TRYAGAIN when the lock's key cannot be made:
+--               a Redis Cluster slot migrating away while the namespace's
+--               keys are still on this node (nothing was written).
 
 local meta_key, data_key = KEYS[1], KEYS[2]
 local cid, now, mode, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -36,7 +39,18 @@ local lease, limit, lock_prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 -- it. Its key expires with the lease, so a crashed owner's lock runs out.
 local function lock(root, keep)
   local key = lock_prefix .. root
-  if not redis.call('SET', key, token, 'NX', 'PX', lease) and not owns(key, token) then
+  local set = redis.pcall('SET', key, token, 'NX', 'PX', lease)
+  if type(set) == 'table' and set.err then
+    -- A Redis Cluster slot migrating away while the namespace's keys are
+    -- still here: a new key (this lock) belongs to the importing node, so
+    -- the keys are split, which Redis answers with TRYAGAIN; the client
+    -- asks again until they have moved. Nothing was written yet.
+    if string.find(set.err, 'non local key', 1, true) then
+      error({err = 'TRYAGAIN the slot of ' .. key .. ' is migrating'})
+    end
+    error(set)
+  end
+  if not set and not owns(key, token) then
     return false
   end
   -- A conversation never expires while a request holds it.
