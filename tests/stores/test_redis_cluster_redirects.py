@@ -31,6 +31,7 @@ from flask_conversation import conversation
 from flask_conversation import conversation_readonly
 from flask_conversation import ConversationScope
 from flask_conversation.stores import RedisStore
+from flask_conversation.stores.redis.keys import HOLD
 from flask_conversation.stores.redis.scripts import NAMES
 from flask_conversation.stores.redis.scripts import source
 from flask_conversation.testing import ConversationClient
@@ -528,6 +529,62 @@ def test_ask_with_the_keys_still_on_the_source(deployment: Deployment) -> None:
     assert moved.locks() == []
     moved.finish()
     assert d.stored() == 3
+
+
+def test_a_commit_reads_the_locks_holding_the_keys_before_it_writes(
+    deployment: Deployment,
+) -> None:
+    """The namespace's keys are held for a lock whose lease ran out (listed
+    in the metadata's ``HOLD``, its key gone), and the slot starts migrating
+    while a request holds its stack, the keys still on the source, where
+    that lock can no longer be read. The commit script reads it before it
+    writes anything and answers ``TRYAGAIN``; the client tries again until
+    the keys have moved, and the commit is made once, on the target, where
+    the lock that ran out no longer holds the keys.
+    """
+    d = deployment
+    moved = d.move
+    meta = d.store.keys(NAMESPACE).meta
+    # What the lock script's hold leaves behind for a request whose lease
+    # then ran out (a worker killed while the keys were about to expire).
+    d.client.hset(meta, HOLD, "a-stack-whose-lease-ran-out")
+    d.client.RedisClusterRequestTTL = 200
+    tries = d.errors("TRYAGAIN")
+    done = threading.Event()
+    migrated: list[bytes] = []
+    failures: list[BaseException] = []
+
+    def migrate_once_refused() -> None:
+        try:
+            while d.errors("TRYAGAIN") <= tries:
+                if done.wait(0.005):
+                    return
+            migrated.extend(moved.move_keys())
+        except BaseException as e:  # noqa: BLE001
+            failures.append(e)
+
+    mover = threading.Thread(target=migrate_once_refused)
+
+    def start_migrating() -> None:
+        moved.start()
+        mover.start()
+
+    d.during = start_migrating
+    try:
+        rv = d.tab.post("/incr-moving")
+    finally:
+        done.set()
+        if mover.ident is not None:
+            mover.join()
+    assert failures == []
+    # Read after the writes, that lock failed the script half way: 503.
+    assert rv.status_code == 200 and rv.json == {"n": 3}, rv.text
+    assert migrated and d.errors("TRYAGAIN") > tries
+    assert moved.locks() == []
+    moved.finish()
+    assert d.stored() == 3
+    assert d.client.hget(meta, HOLD) is None
+    assert d.incr() == 4 and d.stored() == 4
 
 
 def test_ask_a_stalled_migration_answers_503_and_keeps_everything(

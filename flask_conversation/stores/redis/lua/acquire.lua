@@ -39,18 +39,9 @@ local lease, limit, lock_prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 -- it. Its key expires with the lease, so a crashed owner's lock runs out.
 local function lock(root, keep)
   local key = lock_prefix .. root
-  local set = redis.pcall('SET', key, token, 'NX', 'PX', lease)
-  if type(set) == 'table' and set.err then
-    -- A Redis Cluster slot migrating away while the namespace's keys are
-    -- still here: a new key (this lock) belongs to the importing node, so
-    -- the keys are split, which Redis answers with TRYAGAIN; the client
-    -- asks again until they have moved. Nothing was written yet.
-    if string.find(set.err, 'non local key', 1, true) then
-      error({err = 'TRYAGAIN the slot of ' .. key .. ' is migrating'})
-    end
-    error(set)
-  end
-  if not set and not owns(key, token) then
+  -- The script's first write: TRYAGAIN while a migrating slot's keys are
+  -- still here (see here) writes nothing.
+  if not here('SET', key, token, 'NX', 'PX', lease) and not owns(key, token) then
     return false
   end
   -- A conversation never expires while a request holds it.

@@ -35,6 +35,10 @@
 --               (its lease ran out, whether or not another request took it
 --               since): nothing was written; the locks it still held are
 --               released
+--   an error starting with TRYAGAIN when a lock that keeps the namespace's
+--               keys (HOLD) cannot be read: a Redis Cluster slot migrating
+--               away while the namespace's keys are still on this node
+--               (nothing was written)
 
 local meta_key, data_key, registry = KEYS[1], KEYS[2], KEYS[3]
 local now, namespace, max_count = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -86,6 +90,8 @@ if lost then
   if #held > 0 then redis.call('DEL', unpack(held)) end
   return {LEASE_LOST, lost}
 end
+-- The other locks that keep the namespace's keys, read before any write.
+local lefts = holding and hold_lefts(holding, lock_prefix)
 
 -- Write the header and the saves (all of them, or those kept[cid]), then
 -- release the locks. new_high is the latest expiry left in the namespace,
@@ -131,8 +137,10 @@ local function write(kept, new_earliest, new_high)
   if #extra > 0 then redis.call('HSET', meta_key, unpack(extra)) end
   if until_ then extend(meta_key, data_key, registry, namespace, keep, until_, now) end
   if #held > 0 then redis.call('DEL', unpack(held)) end
-  if holding and new_high ~= nil then
-    unhold(meta_key, data_key, until_ or keep, now, lock_prefix, holding)
+  if lefts and new_high ~= nil then
+    local released = {}
+    for _, key in ipairs(held) do released[key] = true end
+    unhold(meta_key, data_key, until_ or keep, now, lock_prefix, lefts, released)
   end
 end
 

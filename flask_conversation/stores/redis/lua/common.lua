@@ -38,6 +38,24 @@ local function link_of(meta)
   return tonumber(x), p
 end
 
+-- redis.call for a key of the namespace's slot that is not in KEYS (a
+-- stack's lock), which may not be on this node: while a Redis Cluster slot
+-- migrates away with the namespace's keys still here, such a key, if it
+-- does not exist, belongs to the importing node. The reply is then
+-- TRYAGAIN, as Redis answers a command whose keys are split, and the
+-- client asks again once the keys have moved; so a script calls it before
+-- it writes anything.
+local function here(command, key, ...)
+  local reply = redis.pcall(command, key, ...)
+  if type(reply) == 'table' and reply.err then
+    if string.find(reply.err, 'non local key', 1, true) then
+      error({err = 'TRYAGAIN the slot of ' .. key .. ' is migrating'})
+    end
+    error(reply)
+  end
+  return reply
+end
+
 -- Whether the lock key of a stack still holds token: a lock whose lease ran
 -- out is gone (native expiry), so an owner whose lease ran out finds
 -- nothing and owns nothing.
@@ -59,16 +77,28 @@ local function hold(meta_key, data_key, keep, now, ms, root)
   end
 end
 
--- Once a commit released its locks: keep the keys only as long as their
--- conversations (until keep) and the locks still listed in holding need,
--- no longer than a lock's hold made them live. The locks' keys start with
--- lock_prefix (the namespace's hash tag: the same slot).
-local function unhold(meta_key, data_key, keep, now, lock_prefix, holding)
+-- What each lock listed in holding (HOLD's value) has left of its lease,
+-- as {root, milliseconds} pairs; a lock whose lease ran out is gone (-2).
+-- Read before the commit writes anything (see here). The locks' keys start
+-- with lock_prefix (the namespace's hash tag: the same slot).
+local function hold_lefts(holding, lock_prefix)
+  local lefts = {}
+  for root in string.gmatch(holding, '%S+') do
+    lefts[#lefts + 1] = {root, here('PTTL', lock_prefix .. root)}
+  end
+  return lefts
+end
+
+-- Once a commit released its locks (the set released of their keys): keep
+-- the keys only as long as their conversations (until keep) and the locks
+-- still held of lefts (see hold_lefts) need, no longer than a lock's hold
+-- made them live.
+local function unhold(meta_key, data_key, keep, now, lock_prefix, lefts, released)
   local need = keep and math.ceil((keep - now) * 1000) or 0
   local still = {}
-  for root in string.gmatch(holding, '%S+') do
-    local left = redis.call('PTTL', lock_prefix .. root)
-    if left > 0 then
+  for _, pair in ipairs(lefts) do
+    local root, left = pair[1], pair[2]
+    if left > 0 and not released[lock_prefix .. root] then
       still[#still + 1] = root
       if left > need then need = left end
     end
