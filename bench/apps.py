@@ -67,6 +67,26 @@ def plain_app() -> Flask:
     return _base("bench_plain")
 
 
+def hooked_app() -> Flask:
+    """The application without the extension, with two request hooks that
+    do nothing: what Flask charges any extension that works after the view
+    (``after_request``) and always cleans up (``teardown_request``), the two
+    hooks the extension registers.
+    """
+    app = _base("bench_hooked")
+    app.after_request(_unchanged)
+    app.teardown_request(_nothing)
+    return app
+
+
+def _unchanged(response: t.Any) -> t.Any:
+    return response
+
+
+def _nothing(exc: BaseException | None) -> None:
+    return None
+
+
 def conversation_app(
     store: ConversationStore | None = None, namespace: str | None = None, **config: t.Any
 ) -> Flask:

@@ -34,14 +34,17 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
 def figure_1(ctx: Context) -> list[Row]:
     """A view that never touches the conversation, with and without the
-    extension.
+    extension; and the floor of any design with its two request hooks: the
+    same app with two hooks that do nothing.
 
     :param ctx: the run's context.
     """
     plain = apps.plain_app()
     with_ext = apps.conversation_app()
+    hooked = apps.hooked_app()
     baseline = caller(plain, prepare(plain, "/")[0])
     subject = caller(with_ext, prepare(with_ext, "/")[0])
+    floor = caller(hooked, prepare(hooked, "/")[0])
     return [
         ratio_row(
             "1",
@@ -49,7 +52,14 @@ def figure_1(ctx: Context) -> list[Row]:
             "same app without the extension",
             compare(baseline, subject, ctx.timing),
             1.03,
-        )
+        ),
+        ratio_row(
+            "1",
+            "floor: two request hooks that do nothing (informative)",
+            "same app without the extension",
+            compare(baseline, floor, ctx.timing),
+            None,
+        ),
     ]
 
 
