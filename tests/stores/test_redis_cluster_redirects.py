@@ -17,6 +17,7 @@ flushed, so that the other tests find the cluster as it was started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -310,6 +311,39 @@ class Deployment:
         self._source.close()
 
 
+@contextlib.contextmanager
+def keys_moved_after_tryagain(d: Deployment, tries: int) -> t.Iterator[list[bytes]]:
+    """While the block runs, a thread moves the slot's keys to the target
+    once the source has answered ``TRYAGAIN`` more than ``tries`` times in
+    all; the list given to the block gets the keys it moved. The thread is
+    stopped and joined when the block ends, and its failure raised.
+
+    :param d: the deployment, whose slot is migrating.
+    :param tries: the source's ``TRYAGAIN`` count to wait past.
+    """
+    done = threading.Event()
+    migrated: list[bytes] = []
+    failures: list[BaseException] = []
+
+    def migrate_once_refused() -> None:
+        try:
+            while d.errors("TRYAGAIN") <= tries:
+                if done.wait(0.005):
+                    return
+            migrated.extend(d.move.move_keys())
+        except BaseException as e:  # noqa: BLE001
+            failures.append(e)
+
+    mover = threading.Thread(target=migrate_once_refused)
+    mover.start()
+    try:
+        yield migrated
+    finally:
+        done.set()
+        mover.join()
+    assert failures == []
+
+
 @pytest.fixture
 def deployment(request: pytest.FixtureRequest) -> t.Iterator[Deployment]:
     """A :class:`Deployment` on the emptied cluster, with its scripts
@@ -499,29 +533,10 @@ def test_ask_with_the_keys_still_on_the_source(deployment: Deployment) -> None:
     # The path's WATCH of the missing lock and the existing metadata is
     # answered TRYAGAIN by Redis itself: the script's come after it.
     tries = d.errors("TRYAGAIN") + 1
-    done = threading.Event()
-    migrated: list[bytes] = []
-    failures: list[BaseException] = []
-
-    def migrate_once_refused() -> None:
-        try:
-            while d.errors("TRYAGAIN") <= tries:
-                if done.wait(0.005):
-                    return
-            migrated.extend(moved.move_keys())
-        except BaseException as e:  # noqa: BLE001
-            failures.append(e)
-
     watch = d.refused("watch")
-    mover = threading.Thread(target=migrate_once_refused)
-    mover.start()
-    try:
+    with keys_moved_after_tryagain(d, tries) as migrated:
         # Bounded by the client's tries: 200, most 50 ms apart.
         rv = d.tab.post("/incr")
-    finally:
-        done.set()
-        mover.join()
-    assert failures == []
     assert rv.status_code == 200 and rv.json == {"n": 3}, rv.text
     # The script answered TRYAGAIN, then the keys moved.
     assert migrated and d.errors("TRYAGAIN") > tries
@@ -550,33 +565,10 @@ def test_a_commit_reads_the_locks_holding_the_keys_before_it_writes(
     d.client.hset(meta, HOLD, "a-stack-whose-lease-ran-out")
     d.client.RedisClusterRequestTTL = 200
     tries = d.errors("TRYAGAIN")
-    done = threading.Event()
-    migrated: list[bytes] = []
-    failures: list[BaseException] = []
-
-    def migrate_once_refused() -> None:
-        try:
-            while d.errors("TRYAGAIN") <= tries:
-                if done.wait(0.005):
-                    return
-            migrated.extend(moved.move_keys())
-        except BaseException as e:  # noqa: BLE001
-            failures.append(e)
-
-    mover = threading.Thread(target=migrate_once_refused)
-
-    def start_migrating() -> None:
-        moved.start()
-        mover.start()
-
-    d.during = start_migrating
-    try:
+    # Locked and loaded before the slot migrates: only the commit meets it.
+    d.during = moved.start
+    with keys_moved_after_tryagain(d, tries) as migrated:
         rv = d.tab.post("/incr-moving")
-    finally:
-        done.set()
-        if mover.ident is not None:
-            mover.join()
-    assert failures == []
     # Read after the writes, that lock failed the script half way: 503.
     assert rv.status_code == 200 and rv.json == {"n": 3}, rv.text
     assert migrated and d.errors("TRYAGAIN") > tries

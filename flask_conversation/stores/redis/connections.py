@@ -30,6 +30,9 @@ REDIRECTS = (
     redis.exceptions.ClusterDownError,
 )
 
+T = t.TypeVar("T")
+P = t.ParamSpec("P")
+
 
 def lend(client: t.Any, key: str) -> Lent:
     """A connection to the server that holds ``key``: from the pool of a
@@ -97,23 +100,34 @@ class Lent:
         raw.send_packed_command(self.pack(commands))
         return [raw.read_response() for _ in commands]
 
-    def send_or_give_back(self, commands: list[tuple[t.Any, ...]]) -> list[t.Any] | None:
-        """:meth:`send` for a batch that locks or reads nothing yet on
-        failure: the connection goes back to its pool (closed, since
-        replies may be left unread) and ``None`` is returned when a
-        cluster is moving the slot, for the scripts, which follow the
-        cluster through the client; any other error is raised.
+    def attempt(self, call: t.Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """Run ``call(*args, **kwargs)`` (sends on this connection; it never
+        returns ``None``) and return what it returns. On failure the connection
+        goes back to its pool (closed, since replies may be left unread),
+        and ``None`` is returned when a cluster moved the slot, for the
+        scripts, which follow the cluster through the client: a redirected
+        command, transaction or script writes nothing. Any other error is
+        raised.
 
-        :param commands: the commands, each a tuple of its arguments.
+        :param call: what to do on the connection.
+        :param args: its positional arguments.
+        :param kwargs: its keyword arguments.
         """
         try:
-            return self.send(commands)
+            return call(*args, **kwargs)
         except REDIRECTS:
             self.release(broken=True)
             return None
         except BaseException:
             self.release(broken=True)
             raise
+
+    def send_or_give_back(self, commands: list[tuple[t.Any, ...]]) -> list[t.Any] | None:
+        """:meth:`send` through :meth:`attempt`.
+
+        :param commands: the commands, each a tuple of its arguments.
+        """
+        return self.attempt(self.send, commands)
 
     def script(self, script: Script, call: Call, before: list[str]) -> t.Any:
         """Run ``script`` after the commands ``before`` (each a command

@@ -46,7 +46,6 @@ from .arguments import unlock_call
 from .chains import Chains
 from .connections import lend
 from .connections import Lent
-from .connections import REDIRECTS
 from .keys import EARLIEST
 from .keys import HEADER
 from .keys import HOLD
@@ -257,27 +256,27 @@ class WatchedPath:
             self._give_back(other)
         first = held[0]
         connection = first.connection
-        try:
-            before = ["UNWATCH"]
-            if self._renews_only(first, batch, now):
-                if connection.send(self._transaction(first, batch))[-1] is not None:
-                    connection.release()
-                    return [Reply.COMMITTED]
-                # Something changed since the load; EXEC dropped the WATCH.
-                before = []
-            rv = connection.script(
-                self._scripts.commit,
-                commit_call(first.keys, namespace, batch, now),
-                before,
-            )
-        except REDIRECTS:
-            connection.release(broken=True)
-            return None
-        except BaseException:
-            connection.release(broken=True)
-            raise
-        connection.release()
+        rv = connection.attempt(self._apply, first, namespace, batch, now)
+        if rv is not None:
+            connection.release()
         return rv
+
+    def _apply(self, held: Held, namespace: str, batch: CommitBatch, now: float) -> t.Any:
+        """The transaction of a batch that only renews the loaded chain, else
+        (or if something changed since the load) ``commit.lua``, on the held
+        connection: the reply.
+        """
+        before = ["UNWATCH"]
+        if self._renews_only(held, batch, now):
+            if held.connection.send(self._transaction(held, batch))[-1] is not None:
+                return [Reply.COMMITTED]
+            # Something changed since the load; EXEC dropped the WATCH.
+            before = []
+        return held.connection.script(
+            self._scripts.commit,
+            commit_call(held.keys, namespace, batch, now),
+            before,
+        )
 
     def _renews_only(self, held: Held, batch: CommitBatch, now: float) -> bool:
         """Whether ``commit.lua``'s shortcut would write ``batch`` as it is:
@@ -326,18 +325,12 @@ class WatchedPath:
         rest = dict(locks)
         for held in self._take(locks.values()):
             connection = held.connection
-            try:
-                connection.script(
-                    self._scripts.unlock,
-                    unlock_call(held.keys, {held.root_id: locks[held.root_id]}),
-                    ["UNWATCH"],
-                )
-            except REDIRECTS:
-                connection.release(broken=True)
+            call = unlock_call(held.keys, {held.root_id: locks[held.root_id]})
+            released = connection.attempt(
+                connection.script, self._scripts.unlock, call, ["UNWATCH"]
+            )
+            if released is None:
                 continue
-            except BaseException:
-                connection.release(broken=True)
-                raise
             connection.release()
             del rest[held.root_id]
         return rest
