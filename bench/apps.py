@@ -43,10 +43,14 @@ BOOKING: dict[str, t.Any] = {
 #: The query parameter naming a hand-rolled tab.
 TAB_PARAM = "tab"
 
+#: The secret key of every app, so that apps sharing a store read each
+#: other's cookies.
+SECRET_KEY = "bench-secret-key"
+
 
 def _base(name: str) -> Flask:
     app = Flask(name)
-    app.config.update(SECRET_KEY="bench-secret-key", TESTING=False)
+    app.config.update(SECRET_KEY=SECRET_KEY, TESTING=False)
 
     @app.get("/")
     def index() -> str:
