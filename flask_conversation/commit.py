@@ -99,18 +99,18 @@ def finish_headers(state: RequestState, response: Response) -> None:
 
 
 def release_state(state: RequestState) -> None:
-    """Release every lock the request still holds: it failed or never
-    committed. Never raises.
+    """Release every lock the request still holds (it failed or never
+    committed), then close the state. Never raises.
 
     :param state: the request's state.
     """
     locks, state.locks = state.locks, {}
     namespace = state.known_namespace
-    if namespace is None:
-        return
-    for root_id, token in locks.items():
-        try:
-            state.store.unlock(namespace, root_id, token)
-        except Exception as e:  # noqa: BLE001
-            # The lease expires the lock; the response is already sent.
-            state.failures.log(e, f"releasing the lock of stack {root_id!r}")
+    if namespace is not None:
+        for root_id, token in locks.items():
+            try:
+                state.store.unlock(namespace, root_id, token)
+            except Exception as e:  # noqa: BLE001
+                # The lease expires the lock; the response is already sent.
+                state.failures.log(e, f"releasing the lock of stack {root_id!r}")
+    state.close()
