@@ -31,6 +31,7 @@ from redis.cluster import RedisCluster
 from flask_conversation import conversation
 from flask_conversation import conversation_readonly
 from flask_conversation import ConversationScope
+from flask_conversation.cli import conversation_cli
 from flask_conversation.stores import RedisStore
 from flask_conversation.stores.redis.keys import HOLD
 from flask_conversation.stores.redis.scripts import NAMES
@@ -640,3 +641,30 @@ def test_a_read_only_request_follows_the_slot(deployment: Deployment, finished: 
         moved.finish()
     assert d.stored() == 2
     assert d.incr() == 3
+
+
+@pytest.mark.parametrize("stage", ["migrating", "keys-moved", "moved"])
+def test_the_cli_reads_a_conversation_while_the_slot_moves(
+    deployment: Deployment, stage: str
+) -> None:
+    """``flask conversation show`` reads one record in one script call,
+    which follows the slot wherever a migration has got to: served by the
+    source while it still holds the keys, after ``ASK`` once they moved,
+    after ``MOVED`` once the slot was handed over. A transaction, which a
+    cluster client cannot send on under ``ASK``, failed here.
+    """
+    d = deployment
+    moved = d.move
+    moved.start()
+    if stage != "migrating":
+        moved.move_keys()
+    if stage == "moved":
+        moved.finish()
+    asks, redirects = d.errors("ASK"), d.errors("MOVED")
+    runner = d.app.test_cli_runner()
+    rv = runner.invoke(conversation_cli, ["show", NAMESPACE, t.cast(str, d.tab.cid)])
+    assert rv.exit_code == 0, rv.output
+    assert json.loads(rv.stdout) == {"n": 2}
+    assert d.errors("ASK") == asks + (stage == "keys-moved")
+    assert d.errors("MOVED") == redirects + (stage == "moved")
+    assert moved.locks() == []

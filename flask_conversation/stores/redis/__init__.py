@@ -191,7 +191,7 @@ class RedisStore(ConversationStore):
     # -- primitives ------------------------------------------------------------
 
     def load(self, namespace: str, cid: str) -> ConversationRecord | None:
-        """Read one conversation's metadata and data in one transaction.
+        """Read one conversation's metadata and data in one script call.
         May return a record that is expired by the store's clock but not
         yet removed.
 
@@ -199,7 +199,7 @@ class RedisStore(ConversationStore):
         :param cid: the conversation id.
         """
         keys = self.keys(namespace)
-        record = self._call(primitives.load, self.client, keys, namespace, cid)
+        record = self._call(primitives.load, self._scripts, keys, namespace, cid)
         return t.cast("ConversationRecord | None", record)
 
     def save(self, record: ConversationRecord) -> None:

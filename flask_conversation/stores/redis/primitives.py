@@ -1,7 +1,6 @@
 """The primitives of :class:`~flask_conversation.stores.RedisStore` that
 take no lock: one record read, written or removed, a namespace listed, the
-live namespaces counted, each in one call (a transaction, a script or a
-pipelined batch).
+live namespaces counted, each in one call (a script or a pipelined batch).
 
 They serve the ``flask conversation`` commands, the listing of a namespace
 too large to come with its lock, and the composite operations
@@ -24,18 +23,19 @@ from .keys import SHARDS
 from .scripts import Scripts
 
 
-def load(client: t.Any, keys: NamespaceKeys, namespace: str, cid: str) -> ConversationRecord | None:
-    """One conversation's metadata and data, read in one transaction.
+def load(
+    scripts: Scripts, keys: NamespaceKeys, namespace: str, cid: str
+) -> ConversationRecord | None:
+    """One conversation's metadata and data, read together in one script
+    call: unlike a transaction, which a Redis Cluster client cannot send
+    on while the namespace's slot migrates, a script call follows the slot.
 
-    :param client: the store's client.
+    :param scripts: the store's scripts.
     :param keys: the namespace's keys.
     :param namespace: the namespace to look in.
     :param cid: the conversation id.
     """
-    pipe = client.pipeline(transaction=True)
-    pipe.hget(keys.meta, cid)
-    pipe.hget(keys.data, cid)
-    meta, data = pipe.execute()
+    meta, data = scripts.load(keys=[keys.meta, keys.data], args=[cid])
     if meta is None or data is None:
         return None
     return codec.unpack(namespace, cid, meta, data)

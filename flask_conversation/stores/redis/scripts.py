@@ -53,7 +53,7 @@ class Mode(str, enum.Enum):
 
 
 #: The scripts, by file name without ``.lua``.
-NAMES = ("acquire", "commit", "save", "delete", "unlock", "list")
+NAMES = ("acquire", "commit", "save", "delete", "unlock", "list", "load")
 
 
 def _read(name: str) -> str:
@@ -87,3 +87,4 @@ class Scripts:
         self.delete: Script = client.register_script(source("delete"))
         self.unlock: Script = client.register_script(source("unlock"))
         self.list: Script = client.register_script(source("list"))
+        self.load: Script = client.register_script(source("load"))
