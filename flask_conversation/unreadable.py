@@ -20,7 +20,6 @@ from .errors import NonexistentConversation
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .conversation import Conversation
-    from .failures import StoreFailureLog
     from .serialization import Serializer
     from .stores.records import ConversationRecord
 
@@ -86,11 +85,22 @@ def load_chain(
     return [(record, load_data(serializer, record, cid)) for record in chain]
 
 
+class UnreadableLog(t.Protocol):
+    """What :func:`resolve` asks of the request's log of store failures
+    (:class:`~.failures.StoreFailureLog`).
+    """
+
+    def unreadable(self, error: UnreadableData, during: str) -> None:
+        """Log ``error``, found while ``during``, once per request."""
+
+
 class Resolving(t.Protocol):
     """What :func:`resolve` changes of the request's state."""
 
-    #: the request's log of store failures, which logs this one too
-    failures: StoreFailureLog
+    @property
+    def failures(self) -> UnreadableLog:
+        """The request's log of store failures, which logs this one too."""
+
     #: ids to delete at commit, with the reason
     deletes: dict[str, str | None]
     #: the live conversation the request named
