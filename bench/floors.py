@@ -162,6 +162,11 @@ def redis_floor_app(client: t.Any, prefix: str) -> Flask:
             )
             if [connection.read_response() for _ in range(5)][-1] is None:
                 abort(409)
+        except BaseException:
+            # Its WATCH, or replies left unread: never lent out again. The
+            # lock, if taken, is left to its lease (a figure never gets here).
+            connection.disconnect()
+            raise
         finally:
             client.connection_pool.release(connection)
         return _answer(body, cid, "Cookie")
