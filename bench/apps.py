@@ -71,14 +71,18 @@ def plain_app() -> Flask:
     return _base("bench_plain")
 
 
-def hooked_app() -> Flask:
-    """The application without the extension, with two request hooks that
-    do nothing: what Flask charges any extension that works after the view
+def hooked_app(hooks: int = 2) -> Flask:
+    """The application without the extension, with request hooks that do
+    nothing: what Flask charges any extension that works after the view
     (``after_request``) and always cleans up (``teardown_request``), the two
-    hooks the extension registers.
+    hooks the extension registers; or, with ``hooks=1``, the cleanup alone,
+    the one hook of a design that commits through ``after_this_request``.
+
+    :param hooks: 2 for both hooks, 1 for ``teardown_request`` alone.
     """
-    app = _base("bench_hooked")
-    app.after_request(_unchanged)
+    app = _base(f"bench_hooked_{hooks}")
+    if hooks == 2:
+        app.after_request(_unchanged)
     app.teardown_request(_nothing)
     return app
 

@@ -59,7 +59,7 @@ def test_in_process_figures(tmp_path: Path) -> None:
         assert f"| {row['what']}" in out
     # Figures 1, 2, 3 and 9 measure their floors in the same run, without a target.
     floors = [row for row in rows if row["what"].startswith("floor:")]
-    assert sorted(row["figure"] for row in floors) == ["1", "2", "3", "9"]
+    assert sorted(row["figure"] for row in floors) == ["1", "1", "2", "3", "9"]
     assert all(row["met"] is None and row["value"] > 0 for row in floors)
     # Two stores times two counts, each with its ratio to one conversation.
     assert sorted(
