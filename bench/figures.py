@@ -139,52 +139,53 @@ def figure_3(ctx: Context, bookings: t.Sequence[int] = (1, 10)) -> list[Row]:
         if loader:
             # What the namespace cookie costs: the same request without it.
             label = "read+write, RedisStore, namespace from a loader, no cookie (informative)"
-        with ctx.off_redis_cpu():
-            comparison = compare(
-                step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
-                step_caller(conv, cid, cookie),
-                ctx.timing,
-                clock="wall",
-            )
+        baseline = step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM)
+        first = (open_bookings, with_hiredis, loader) == runs[0]
         rows.append(
-            ratio_row(
-                "3",
+            _wall_row(
+                ctx,
                 label,
-                "Flask-Session Redis, hand-rolled tabs dict",
-                comparison,
-                1.0 if (open_bookings, with_hiredis, loader) == runs[0] else None,
+                baseline,
+                step_caller(conv, cid, cookie),
+                1.0 if first else None,
+                bookings=open_bookings,
+                hiredis=with_hiredis,
+                loader=loader,
             )
         )
-        rows[-1].extra.update(
-            bookings=open_bookings, hiredis=with_hiredis, loader=loader, redis_cpu=ctx.redis_cpu
-        )
-        if (open_bookings, with_hiredis, loader) == runs[0]:
-            rows.append(_redis_floor(ctx, tabs, tab_id, tab_cookie, prefix, cid, cookie))
+        if first:
+            # The same booking, read and written by the floor.
+            floor = floors.redis_floor_app(ctx.redis_client(), prefix)
+            rows.append(
+                _wall_row(
+                    ctx,
+                    "floor: RedisStore's two round trips written inline (informative)",
+                    baseline,
+                    step_caller(floor, cid, cookie),
+                    None,
+                    bookings=open_bookings,
+                    hiredis=with_hiredis,
+                    loader=loader,
+                )
+            )
     return rows
 
 
-def _redis_floor(
-    ctx: Context, tabs: Flask, tab_id: str, tab_cookie: str, prefix: str, cid: str, cookie: str
+def _wall_row(
+    ctx: Context,
+    what: str,
+    baseline: t.Callable[[], None],
+    subject: t.Callable[[], None],
+    limit: float | None,
+    **extra: t.Any,
 ) -> Row:
-    """Figure 3's floor: the booking ``cid`` that the extension began under
-    ``prefix``, read and written by :func:`bench.floors.redis_floor_app`.
+    """A row of figure 3: ``subject`` against the Flask-Session request
+    ``baseline`` in wall time, this process off the Redis server's CPU.
     """
-    floor = floors.redis_floor_app(ctx.redis_client(), prefix)
     with ctx.off_redis_cpu():
-        comparison = compare(
-            step_caller(tabs, tab_id, tab_cookie, apps.TAB_PARAM),
-            step_caller(floor, cid, cookie),
-            ctx.timing,
-            clock="wall",
-        )
-    row = ratio_row(
-        "3",
-        "floor: RedisStore's two round trips written inline (informative)",
-        "Flask-Session Redis, hand-rolled tabs dict",
-        comparison,
-        None,
-    )
-    row.extra.update(bookings=1, hiredis=True, loader=False, redis_cpu=ctx.redis_cpu)
+        comparison = compare(baseline, subject, ctx.timing, clock="wall")
+    row = ratio_row("3", what, "Flask-Session Redis, hand-rolled tabs dict", comparison, limit)
+    row.extra.update(extra, redis_cpu=ctx.redis_cpu)
     return row
 
 
