@@ -24,6 +24,7 @@ import time
 import typing as t
 
 import pytest
+from conftest import counted_app
 from flask import Flask
 from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster
@@ -195,28 +196,16 @@ class Deployment:
         self._source = self.move.source.client()
 
     def _app(self) -> Flask:
-        app = Flask(__name__)
+        # The counter of the other store tests (/begin, /incr), and views
+        # that act while their request holds its stack.
+        app = counted_app(self.store)
         app.config.update(
-            SECRET_KEY="test",
-            TESTING=True,
             # A lock left behind is answered busy at once, not after 5 s.
             CONVERSATION_LOCK_TIMEOUT=0.01,
             PROPAGATE_EXCEPTIONS=False,
         )
-        scope = ConversationScope(app, store=self.store)
+        scope: ConversationScope = app.extensions["conversation"]
         scope.namespace_loader(lambda: NAMESPACE)
-        app.test_client_class = ConversationClient
-
-        @app.post("/begin")
-        def begin() -> dict[str, t.Any]:
-            conversation.begin()
-            conversation["n"] = 0
-            return {"id": conversation.id}
-
-        @app.post("/incr")
-        def incr() -> dict[str, t.Any]:
-            conversation["n"] += 1
-            return {"n": conversation["n"]}
 
         @app.post("/incr-moving")
         def incr_moving() -> dict[str, t.Any]:
